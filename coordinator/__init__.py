@@ -1,0 +1,1 @@
+"""The laptop side of greenfed: servicer, rounds, allocator, aggregation, store, reports."""
