@@ -1,0 +1,72 @@
+"""Energy sensing for the edge agent: power sources, CPU frequency + DVFS, windows.
+
+Entry points the agent daemon calls (docs/architecture.md, docs/sensing.md)::
+
+    cfg = SensingConfig()
+    source = detect_power_source(cfg, sysfs_root=Path("/"))   # never None: estimated last
+    cpu = CpuFreq(Path("/"))
+    monitor = PowerMonitor(source, cpu, cfg, idle_power_w=profile.idle_power_w)
+    monitor.start()
+    monitor.begin_window("compute"); ...; result = monitor.end_window("compute")
+    monitor.stop()
+
+Errors: see :mod:`edge_agent.sensing.errors`.
+"""
+
+from __future__ import annotations
+
+from .base import PowerReading, PowerSource, Probe, SourceContext
+from .calibrate import CalibrationProfile, KappaPoint, LoopbackSink, calibrate, fit_kappa
+from .config import Ina2xxConfig, SensingConfig
+from .cpufreq import CpuFreq, CpuFreqReading, DvfsResult
+from .errors import (
+    CalibrationError,
+    CommandError,
+    DvfsError,
+    MonitorError,
+    SensingError,
+    SensorPermissionError,
+    SensorReadError,
+    SourceUnavailable,
+)
+from .estimated import BOARD_CLASSES, EstimatedSource, detect_board_class
+from .factory import BACKENDS, detect_power_source, make_context, probe_sources
+from .monitor import PowerMonitor, Sample, WindowResult
+from .sysfs import CommandRunner, FakeRunner
+
+__all__ = [
+    "BACKENDS",
+    "BOARD_CLASSES",
+    "CalibrationError",
+    "CalibrationProfile",
+    "CommandError",
+    "CommandRunner",
+    "CpuFreq",
+    "CpuFreqReading",
+    "DvfsError",
+    "DvfsResult",
+    "EstimatedSource",
+    "FakeRunner",
+    "Ina2xxConfig",
+    "KappaPoint",
+    "LoopbackSink",
+    "MonitorError",
+    "PowerMonitor",
+    "PowerReading",
+    "PowerSource",
+    "Probe",
+    "Sample",
+    "SensingConfig",
+    "SensingError",
+    "SensorPermissionError",
+    "SensorReadError",
+    "SourceContext",
+    "SourceUnavailable",
+    "WindowResult",
+    "calibrate",
+    "detect_board_class",
+    "detect_power_source",
+    "fit_kappa",
+    "make_context",
+    "probe_sources",
+]

@@ -1,0 +1,69 @@
+"""Configuration of the sensing layer (loaded by the entry point, passed down).
+
+Fields use ``typing`` generics, not ``list[...]``/``X | None``: ``greenfed.config`` resolves
+them with ``typing.get_type_hints`` and the boards run Python 3.8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+#: Order in which :func:`edge_agent.sensing.detect_power_source` tries the sources.
+DEFAULT_SOURCE_ORDER: List[str] = [
+    "ina3221-hwmon",
+    "ina3221-iio",
+    "jtop",
+    "rpi5-pmic",
+    "ina2xx",
+    "rapl",
+    "battery",
+]
+
+
+@dataclass
+class Ina2xxConfig:
+    """An INA219/INA226 wired on I2C (Raspberry Pi 4 and others).
+
+    ``bus``: the N of ``/dev/i2c-N``; ``address``: 7-bit I2C address (0x40 typical);
+    ``shunt_ohm``: the shunt resistor in ohms; ``scope``: what the shunt is wired to.
+    """
+
+    chip: str = "ina219"  # "ina219" | "ina226"
+    bus: int = 1
+    address: int = 0x40
+    shunt_ohm: float = 0.1
+    scope: str = "board input (as wired)"
+
+
+@dataclass
+class SensingConfig:
+    """How the agent measures power and CPU frequency.
+
+    ``source``: ``"auto"`` (try :data:`DEFAULT_SOURCE_ORDER`, then ``estimated``) or one
+    name from that list or ``"estimated"``. ``rate_hz``: sampler rate; each source may
+    impose a longer minimum period (jtop ≥ 0.5 s, vcgencmd ≤ 10 Hz). ``board_class``:
+    ``"auto"`` (from ``/proc/device-tree/model``) or one of the estimated model's classes.
+    ``idle_power_w``: subtracted for dynamic energy when no calibration profile is given.
+    ``radio_power_w``: the estimated model's extra power while a ``communicate`` window is
+    open (None: the board class default).
+    """
+
+    source: str = "auto"
+    sources: List[str] = field(default_factory=lambda: list(DEFAULT_SOURCE_ORDER))
+    rate_hz: float = 10.0
+    sample_freq: bool = True
+    board_class: str = "auto"
+    idle_power_w: Optional[float] = None
+    radio_power_w: Optional[float] = None
+    ina2xx: Optional[Ina2xxConfig] = None
+    jtop_interval_s: float = 0.5
+    vcgencmd: str = "vcgencmd"
+    command_timeout_s: float = 2.0
+    profile_path: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0:
+            raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
+        if self.jtop_interval_s < 0.5:
+            raise ValueError("jtop_interval_s must be >= 0.5 (jtop's own minimum)")

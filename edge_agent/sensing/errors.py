@@ -1,0 +1,49 @@
+"""Errors raised by :mod:`edge_agent.sensing`.
+
+OS, subprocess and vendor errors are translated at the boundary where they happen
+(``raise ... from e``), so callers only ever catch these::
+
+    SensingError                    base: anything the sensing layer cannot do
+    ├── SourceUnavailable           a power source is absent on this board (probe says why)
+    │   └── SensorPermissionError   present, but this user may not read it (RAPL root-only,
+    │                               group jtop, group video for vcgencmd)
+    ├── SensorReadError             a present, readable sensor returned garbage or failed mid-run
+    ├── CommandError                an external command (vcgencmd) failed or timed out
+    ├── DvfsError                   writing cpufreq limits failed (apply/restore)
+    ├── MonitorError                misuse of PowerMonitor (unknown window, not started)
+    └── CalibrationError            calibration could not produce a profile
+"""
+
+from __future__ import annotations
+
+
+class SensingError(Exception):
+    """Base class: the sensing layer could not do what was asked; the message says why."""
+
+
+class SourceUnavailable(SensingError):
+    """A power source is not present on this machine (no driver, no file, no service)."""
+
+
+class SensorPermissionError(SourceUnavailable):
+    """A power source exists but the current user may not read it."""
+
+
+class SensorReadError(SensingError):
+    """A sensor that should work returned an unreadable value or failed during a read."""
+
+
+class CommandError(SensingError):
+    """An external command failed, timed out, or is not installed."""
+
+
+class DvfsError(SensingError):
+    """Writing ``scaling_max_freq``/``scaling_min_freq`` failed."""
+
+
+class MonitorError(SensingError):
+    """PowerMonitor was used out of order (unknown window name, window already open)."""
+
+
+class CalibrationError(SensingError):
+    """Calibration could not complete; the profile was not written."""

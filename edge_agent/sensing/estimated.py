@@ -1,0 +1,174 @@
+"""The explicit fallback: a utilisation model, labelled ``estimated`` in every record.
+
+    P = P_idle + (P_max − P_idle) · u  (+ P_radio while a "communicate" window is open)
+
+``u`` is the busy fraction of all CPUs since the previous reading, from
+``psutil.cpu_times()`` deltas (our own deltas: other callers of ``psutil.cpu_percent``
+cannot disturb them). The linear model is Fan, Weber & Barroso, "Power provisioning for
+a warehouse-sized computer", ISCA 2007. The constants per board class and their sources
+are tabulated in docs/sensing.md; the ``basis`` field below says how strong each is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .base import PowerReading, PowerSource, Probe, SourceContext
+from .errors import SourceUnavailable
+from .sysfs import read_opt_text, under
+
+COMMUNICATE = "communicate"
+
+
+@dataclass(frozen=True)
+class BoardClass:
+    """Constants of the estimated model for one class of board (W)."""
+
+    name: str
+    idle_w: float
+    max_w: float
+    radio_w: float
+    basis: str
+
+
+# Sources (full citations in docs/sensing.md, "The estimated model"):
+#  [N1] NVIDIA Jetson Linux Developer Guide r36, Platform Power and Performance (nvpmodel budgets)
+#  [N2] NVIDIA developer forum 348662: tuned Orin Nano 8GB, VDD_IN 2180 mW near 0% load
+#  [N3] NVIDIA developer forum 323456, quoting the module data sheet: AGX Orin 64GB up to 60 W
+#  [P4] chipwired.com/raspberry-pi-power-use: Pi 4 idle 2.2-2.3 W, high load 5.1-5.4 W (USB meter)
+#  [P5] shared/fixtures/rpi5_pmic_read_adc.txt: a real Pi 5 under load, Σ V·I = 7.24 W
+#  [I1] Intel ARK, Core i7-1165G7: configurable TDP-up 28 W
+#  [F7] Fan, Weber, Barroso, ISCA 2007: idle ≈ 50-60 % of peak for servers
+BOARD_CLASSES: Dict[str, BoardClass] = {
+    "jetson-orin-nano": BoardClass("jetson-orin-nano", 2.2, 15.0, 0.7, "idle [N2], max [N1]"),
+    "jetson-agx-orin": BoardClass("jetson-agx-orin", 7.5, 60.0, 0.7, "max [N3]; idle assumed"),
+    "jetson-nano": BoardClass("jetson-nano", 1.5, 10.0, 0.7, "max [N1 r32]; idle assumed"),
+    "rpi4": BoardClass("rpi4", 2.3, 5.4, 0.7, "idle and max [P4]; radio [P4]"),
+    "rpi5": BoardClass("rpi5", 2.3, 7.2, 0.7, "max [P5]; idle = Pi 4 proxy [P4]"),
+    "x86-laptop": BoardClass("x86-laptop", 5.0, 28.0, 1.0, "max [I1]; idle assumed"),
+    "generic": BoardClass("generic", 5.0, 10.0, 0.7, "ratio [F7]; absolute values assumed"),
+}
+
+#: (substring of /proc/device-tree/model, class); first match wins.
+MODEL_PATTERNS: List[Tuple[str, str]] = [
+    ("AGX Orin", "jetson-agx-orin"),
+    ("Orin NX", "jetson-orin-nano"),
+    ("Orin Nano", "jetson-orin-nano"),
+    ("Jetson Nano", "jetson-nano"),
+    ("Raspberry Pi 5", "rpi5"),
+    ("Raspberry Pi 4", "rpi4"),
+    ("Raspberry Pi 400", "rpi4"),
+]
+
+LAPTOP_CHASSIS = {"8", "9", "10", "14", "31", "32"}  # SMBIOS: portable, laptop, notebook...
+
+
+def board_model(sysfs_root: Path) -> Optional[str]:
+    """``/proc/device-tree/model`` (NUL stripped), or None off device-tree machines."""
+    return read_opt_text(under(sysfs_root, "/proc/device-tree/model"))
+
+
+def detect_board_class(sysfs_root: Path, configured: str = "auto") -> str:
+    """The configured class, else from the device-tree model, else laptop/generic."""
+    if configured != "auto":
+        if configured not in BOARD_CLASSES:
+            raise SourceUnavailable(
+                f"unknown board_class {configured!r}; known: {', '.join(BOARD_CLASSES)}"
+            )
+        return configured
+    model = board_model(sysfs_root) or ""
+    for needle, cls in MODEL_PATTERNS:
+        if needle in model:
+            return cls
+    chassis = read_opt_text(under(sysfs_root, "/sys/class/dmi/id/chassis_type"))
+    if chassis in LAPTOP_CHASSIS:
+        return "x86-laptop"
+    return "generic"
+
+
+class CpuTimesUtilisation:
+    """Busy fraction of all CPUs between successive calls, from ``psutil.cpu_times()``."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._last = self._totals()
+
+    def _totals(self) -> Tuple[float, float]:
+        t = self._psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        return sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0), idle
+
+    def __call__(self) -> float:
+        total, idle = self._totals()
+        dt, di = total - self._last[0], idle - self._last[1]
+        self._last = (total, idle)
+        if dt <= 0:
+            return 0.0
+        return min(1.0, max(0.0, 1.0 - di / dt))
+
+
+class EstimatedSource(PowerSource):
+    """Utilisation model; ``estimated`` is True and every record says so."""
+
+    name = "estimated"
+    estimated = True
+
+    def __init__(
+        self,
+        board: BoardClass,
+        period_s: float,
+        utilisation: Optional[Callable[[], float]] = None,
+        radio_w: Optional[float] = None,
+        reasons: Optional[Dict[str, str]] = None,
+    ) -> None:
+        radio = board.radio_w if radio_w is None else radio_w
+        super().__init__(
+            scope=(
+                f"estimated whole board ({board.name}: {board.idle_w} W idle, "
+                f"{board.max_w} W max, +{radio} W radio while communicating)"
+            ),
+            sample_period_s=period_s,
+        )
+        self.board = board
+        self.radio_w = board.radio_w if radio_w is None else radio_w
+        self.fallback_reasons: Dict[str, str] = dict(reasons or {})
+        self._util = utilisation if utilisation is not None else CpuTimesUtilisation()
+        self._communicating = 0
+
+    @classmethod
+    def probe(cls, ctx: SourceContext) -> Probe:
+        cls_name = detect_board_class(ctx.sysfs_root, ctx.cfg.board_class)
+        return Probe(cls.name, True, detail={"board_class": cls_name})
+
+    @classmethod
+    def open(cls, ctx: SourceContext, reasons: Optional[Dict[str, str]] = None) -> EstimatedSource:
+        board = BOARD_CLASSES[detect_board_class(ctx.sysfs_root, ctx.cfg.board_class)]
+        return cls(board, 1.0 / ctx.cfg.rate_hz, radio_w=ctx.cfg.radio_power_w, reasons=reasons)
+
+    def power_at(self, utilisation: float) -> float:
+        u = min(1.0, max(0.0, utilisation))
+        p = self.board.idle_w + (self.board.max_w - self.board.idle_w) * u
+        return p + (self.radio_w if self._communicating else 0.0)
+
+    def read(self) -> PowerReading:
+        return PowerReading(power_w=self.power_at(self._util()))
+
+    def window_event(self, name: str, opened: bool) -> None:
+        if name == COMMUNICATE:
+            self._communicating += 1 if opened else -1
+            self._communicating = max(0, self._communicating)
+
+    def describe(self) -> Dict[str, object]:
+        d = super().describe()
+        d.update(
+            board_class=self.board.name,
+            idle_w=self.board.idle_w,
+            max_w=self.board.max_w,
+            radio_w=self.radio_w,
+            basis=self.board.basis,
+        )
+        return d

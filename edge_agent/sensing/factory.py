@@ -1,0 +1,92 @@
+"""Pick the power source: try each backend in order, else the explicit estimated model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Type
+
+from .base import PowerSource, Probe, SourceContext
+from .battery import BatterySource
+from .config import SensingConfig
+from .errors import SensingError, SourceUnavailable
+from .estimated import EstimatedSource
+from .ina2xx import Ina2xxSource
+from .ina3221_hwmon import Ina3221HwmonSource
+from .ina3221_iio import Ina3221IioSource
+from .jetson_stats import JtopSource
+from .rapl import RaplSource
+from .rpi_pmic import RpiPmicSource
+from .sysfs import CommandRunner
+
+log = logging.getLogger(__name__)
+
+BACKENDS: Dict[str, Type[PowerSource]] = {
+    "ina3221-hwmon": Ina3221HwmonSource,
+    "ina3221-iio": Ina3221IioSource,
+    "jtop": JtopSource,
+    "rpi5-pmic": RpiPmicSource,
+    "ina2xx": Ina2xxSource,
+    "rapl": RaplSource,
+    "battery": BatterySource,
+    "estimated": EstimatedSource,
+}
+
+
+def make_context(
+    cfg: Optional[SensingConfig] = None,
+    sysfs_root: Path = Path("/"),
+    runner: Optional[CommandRunner] = None,
+) -> SourceContext:
+    return SourceContext(
+        cfg=cfg or SensingConfig(), sysfs_root=Path(sysfs_root), runner=runner or CommandRunner()
+    )
+
+
+def probe_sources(ctx: SourceContext) -> List[Probe]:
+    """Every backend's probe, in the configured order (estimated last)."""
+    out = []
+    for name in ctx.cfg.sources:
+        if name not in BACKENDS:
+            out.append(Probe(name, False, "unknown source name"))
+            continue
+        out.append(BACKENDS[name].probe(ctx))
+    out.append(EstimatedSource.probe(ctx))
+    return out
+
+
+def detect_power_source(
+    cfg: Optional[SensingConfig] = None,
+    sysfs_root: Path = Path("/"),
+    runner: Optional[CommandRunner] = None,
+) -> PowerSource:
+    """The first available source of ``cfg.sources``, else :class:`EstimatedSource`.
+
+    A source named explicitly (``cfg.source != "auto"``) must open or this raises
+    :class:`SourceUnavailable`; in ``auto`` mode the fallback is logged with every reason.
+    """
+    ctx = make_context(cfg, sysfs_root, runner)
+    if ctx.cfg.source != "auto":
+        if ctx.cfg.source not in BACKENDS:
+            raise SourceUnavailable(f"unknown source {ctx.cfg.source!r}; known: {list(BACKENDS)}")
+        return BACKENDS[ctx.cfg.source].open(ctx)
+    reasons: Dict[str, str] = {}
+    for name in ctx.cfg.sources:
+        backend = BACKENDS.get(name)
+        if backend is None:
+            reasons[name] = "unknown source name"
+            continue
+        try:
+            src = backend.open(ctx)
+        except SensingError as e:
+            reasons[name] = str(e)
+            continue
+        log.info("power source: %s (%s)", src.name, src.scope)
+        return src
+    src = EstimatedSource.open(ctx, reasons=reasons)
+    log.warning(
+        "no power sensor available; using the ESTIMATED model (%s). Reasons: %s",
+        src.scope,
+        "; ".join(f"{k}: {v}" for k, v in reasons.items()),
+    )
+    return src

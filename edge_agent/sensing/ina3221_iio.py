@@ -1,0 +1,99 @@
+"""Jetson JetPack 4 (Nano, TX2, Xavier): the NVIDIA ``ina3221x`` iio driver.
+
+Layout::
+
+    /sys/bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:deviceK/
+        rail_name_N         rail name (N = 0..2), e.g. POM_5V_IN, POM_5V_GPU, POM_5V_CPU
+        in_powerN_input     mW
+        in_voltageN_input   mV
+        in_currentN_input   mA
+
+Total: ``POM_5V_IN`` (Nano) or ``VDD_IN`` (TX2/Xavier NX) where present, else the sum.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
+
+from .base import PowerReading, PowerSource, Probe, SourceContext
+from .errors import SensingError, SensorReadError, SourceUnavailable
+from .ina3221_hwmon import is_skipped_label
+from .sysfs import read_int, read_text, under
+
+TOTAL_LABELS = ("POM_5V_IN", "VDD_IN")
+
+
+@dataclass
+class IioRail:
+    label: str
+    chip: str
+    power_path: Path
+
+    def power_w(self) -> float:
+        return read_int(self.power_path) / 1000.0
+
+
+def discover_iio_rails(sysfs_root: Path) -> List[IioRail]:
+    drv = under(sysfs_root, "/sys/bus/i2c/drivers/ina3221x")
+    if not drv.is_dir():
+        return []
+    rails: List[IioRail] = []
+    for dev in sorted(p for p in drv.iterdir() if re.fullmatch(r"\d+-[0-9a-f]{4}", p.name)):
+        for iio in sorted(dev.glob("iio:device*")):
+            for name_file in sorted(iio.glob("rail_name_*")):
+                n = name_file.name.rsplit("_", 1)[1]
+                label = read_text(name_file)
+                if is_skipped_label(label):
+                    continue
+                power = iio / f"in_power{n}_input"
+                if power.exists():
+                    rails.append(IioRail(label, dev.name, power))
+    return rails
+
+
+class Ina3221IioSource(PowerSource):
+    name = "ina3221-iio"
+
+    def __init__(self, rails: List[IioRail], total: List[IioRail], scope: str, period_s: float):
+        super().__init__(scope=scope, sample_period_s=period_s)
+        self.rails = rails
+        self.total = total
+
+    @classmethod
+    def probe(cls, ctx: SourceContext) -> Probe:
+        try:
+            src = cls.open(ctx)
+        except SensingError as e:
+            return Probe(cls.name, False, str(e))
+        return Probe(
+            cls.name,
+            True,
+            detail={"scope": src.scope, "rails": [f"{r.chip}:{r.label}" for r in src.rails]},
+        )
+
+    @classmethod
+    def open(cls, ctx: SourceContext) -> Ina3221IioSource:
+        rails = discover_iio_rails(ctx.sysfs_root)
+        if not rails:
+            raise SourceUnavailable(
+                "no ina3221x iio device under /sys/bus/i2c/drivers/ina3221x (not JetPack 4)"
+            )
+        total = [r for r in rails if r.label.upper() in TOTAL_LABELS]
+        if total:
+            scope = f"{total[0].label} (module input, ina3221x {total[0].chip})"
+            total = total[:1]
+        else:
+            scope = "sum of rails " + "+".join(r.label for r in rails) + " (no input rail)"
+            total = rails
+        return cls(rails, total, scope, 1.0 / ctx.cfg.rate_hz)
+
+    def read(self) -> PowerReading:
+        try:
+            rails_w = {f"{r.chip}:{r.label}": r.power_w() for r in self.rails}
+        except SourceUnavailable as e:
+            raise SensorReadError(f"ina3221x rail vanished: {e}") from e
+        total = sum(rails_w[f"{r.chip}:{r.label}"] for r in self.total)
+        return PowerReading(power_w=total, rails_w=rails_w)

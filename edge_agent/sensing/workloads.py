@@ -1,0 +1,81 @@
+"""Training workloads for calibration (torch imported lazily, inside the builders).
+
+:func:`default_workload` uses the project's DDPM (``greenfed.ddpm``, preset ``pi-small``
+on the digits data) when it is importable, else a small self-contained conv-net step and
+says so in the name, which goes into the profile's ``workload`` field.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from .calibrate import Workload
+
+
+def ddpm_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:
+    """One local DDPM training step per call, on the ``pi-small`` preset and digits data."""
+    import torch
+
+    from greenfed.ddpm import (
+        PRESETS,
+        NoiseSchedule,
+        TrainConfig,
+        build_model,
+        load_data,
+        train_local,
+    )
+
+    torch.manual_seed(seed)
+    cfg = PRESETS["pi-small"]
+    model = build_model(cfg)
+    schedule = NoiseSchedule(1000, "linear")
+    data = load_data("digits:shard=0/1,seed=0")
+    tcfg = TrainConfig(steps=1, batch_size=batch_size, seed=seed)
+
+    def step() -> int:
+        return int(train_local(model, schedule, data.images, tcfg).samples)
+
+    return step, f"greenfed.ddpm pi-small, digits, batch {batch_size}, 1 step per call"
+
+
+def torch_conv_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:
+    """A small conv net trained on random 8×8 images (fallback; not the real model)."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(32, 1, 3, padding=1),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch_size, 1, 8, 8, generator=g)
+    noise = torch.randn(batch_size, 1, 8, 8, generator=g)
+
+    def step() -> int:
+        opt.zero_grad()
+        loss = ((model(x + noise) - noise) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return batch_size
+
+    return step, (
+        f"torch-conv fallback (3-layer conv net, 8x8, batch {batch_size}): greenfed.ddpm not used"
+    )
+
+
+def default_workload(kind: str = "auto", batch_size: int = 64) -> Tuple[Workload, str]:
+    """``kind``: ``auto`` (DDPM if importable), ``ddpm`` or ``torch-conv``."""
+    why = "not requested"
+    if kind in ("auto", "ddpm"):
+        try:
+            return ddpm_workload(batch_size)
+        except (ImportError, AttributeError, KeyError, TypeError) as e:
+            if kind == "ddpm":
+                raise
+            why = f"{type(e).__name__}: {e}"
+    step, name = torch_conv_workload(batch_size)
+    return step, f"{name} ({why})"
