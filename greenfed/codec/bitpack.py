@@ -1,0 +1,224 @@
+"""Vectorised packing of q-bit symbols into bytes, for every q in 1..16.
+
+Layout (what the frame format relies on, see docs/codec.md):
+
+* ``q <= 8``: the symbols form one MSB-first bit stream: symbol 0 occupies the top ``q`` bits of
+  byte 0, and so on; the last byte is padded with zero bits. ``n`` symbols take
+  ``ceil(n * q / 8)`` bytes.
+* ``q > 8``: two planes, byte aligned: first the high parts (``symbol >> 8``, ``q - 8`` bits each)
+  as the MSB-first bit stream above, then the low bytes (``symbol & 0xFF``), one per symbol.
+  ``n`` symbols take ``ceil(n * (q - 8) / 8) + n`` bytes. Splitting the planes keeps the low bytes
+  aligned, which lets zstd's byte-oriented entropy coder reach close to the symbols' entropy.
+
+How: eight symbols of ``k <= 8`` bits make exactly ``k`` bytes. The eight uint8 symbols are read as
+one little-endian uint64 and merged pairwise in three SWAR steps (16-, 32-, 64-bit lanes), giving
+the 8k-bit group value; its big-endian bytes, minus the ``8 - k`` leading zero bytes, are the
+packed group. Unpacking runs the same steps backwards. ``k == 1`` uses ``np.packbits`` and
+``k == 8`` is a copy. Every step is a numpy ufunc over whole arrays; no Python loop per symbol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pack", "packed_nbytes", "unpack"]
+
+_M16 = np.uint64(0x00FF00FF00FF00FF)
+_M32 = np.uint64(0x0000FFFF0000FFFF)
+_M64 = np.uint64(0x00000000FFFFFFFF)
+
+
+def _stream_nbytes(n: int, k: int) -> int:
+    return (n * k + 7) // 8
+
+
+def packed_nbytes(n: int, bits: int) -> int:
+    """Bytes that ``n`` symbols of ``bits`` bits take once packed (see the module layout)."""
+    if bits <= 8:
+        return _stream_nbytes(n, bits)
+    return _stream_nbytes(n, bits - 8) + n
+
+
+def _lane_mask(width: int, lane: int) -> np.uint64:
+    """A uint64 with the low ``width`` bits of every ``lane``-bit lane set."""
+    one = (1 << width) - 1
+    value = 0
+    for shift in range(0, 64, lane):
+        value |= one << shift
+    return np.uint64(value)
+
+
+def _pack_stream(sym: np.ndarray, k: int) -> np.ndarray:
+    """Pack uint8 symbols (each < 2**k) into an MSB-first bit stream of ``k`` bits per symbol."""
+    n = sym.size
+    if k == 8:
+        return np.array(sym, dtype=np.uint8)
+    if k == 1:
+        return np.packbits(sym)
+    groups = (n + 7) // 8
+    if n % 8:
+        padded = np.zeros(groups * 8, dtype=np.uint8)
+        padded[:n] = sym
+        sym = padded
+    sym = np.ascontiguousarray(sym, dtype=np.uint8)
+    if k == 4:  # byte = s0 << 4 | s1, from little-endian uint16 pairs
+        w = sym.view("<u2")
+        t = w << np.uint16(4)
+        t |= w >> np.uint16(8)
+        return t.astype(np.uint8)[: _stream_nbytes(n, k)]
+    if k == 2:  # byte = s0 << 6 | s1 << 4 | s2 << 2 | s3, from little-endian uint32 quads
+        w = sym.view("<u4")
+        t = w << np.uint32(6)
+        t |= w >> np.uint32(4)
+        t |= w >> np.uint32(14)
+        t |= w >> np.uint32(24)
+        return t.astype(np.uint8)[: _stream_nbytes(n, k)]
+    v = sym.view("<u8")
+    sk = np.uint64(k)
+    # 16-bit lanes: s0 << k | s1
+    t = v & _M16
+    t <<= sk
+    v = v >> np.uint64(8)
+    v &= _M16
+    v |= t
+    # 32-bit lanes: (s0 s1) << 2k | (s2 s3)
+    t = v & _M32
+    t <<= np.uint64(2 * k)
+    v >>= np.uint64(16)
+    v &= _M32
+    v |= t
+    # 64-bit: (s0..s3) << 4k | (s4..s7): 8k bits, symbol 0 most significant
+    t = v & _M64
+    t <<= np.uint64(4 * k)
+    v >>= np.uint64(32)
+    v |= t
+    be = v.astype(">u8").view(np.uint8).reshape(groups, 8)
+    out = np.ascontiguousarray(be[:, 8 - k :]).reshape(-1)
+    return out[: _stream_nbytes(n, k)]
+
+
+def _unpack_stream(buf: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Inverse of :func:`_pack_stream`: ``n`` uint8 symbols from a ``k``-bit stream."""
+    if k == 8:
+        return np.array(buf[:n], dtype=np.uint8)
+    if k == 1:
+        return np.unpackbits(buf, count=n)
+    if k == 4:  # little-endian uint16 lanes: (byte >> 4) | (byte & 0xF) << 8
+        w = buf[: _stream_nbytes(n, k)].astype(np.uint16)
+        out16 = w >> np.uint16(4)
+        w &= np.uint16(0xF)
+        w <<= np.uint16(8)
+        out16 |= w
+        return out16.view(np.uint8)[:n]
+    if k == 2:  # little-endian uint32 lanes, one byte per symbol
+        w = buf[: _stream_nbytes(n, k)].astype(np.uint32)
+        out32 = w >> np.uint32(6)
+        for shift, lane in ((4, 8), (2, 16), (0, 24)):
+            t = w >> np.uint32(shift)
+            t &= np.uint32(3)
+            t <<= np.uint32(lane)
+            out32 |= t
+        return out32.view(np.uint8)[:n]
+    groups = (n + 7) // 8
+    grid = np.zeros((groups, 8), dtype=np.uint8)
+    flat = grid[:, 8 - k :]
+    nbytes = _stream_nbytes(n, k)
+    if nbytes == groups * k:
+        flat[...] = buf[:nbytes].reshape(groups, k)
+    else:  # the last group is short: copy byte by byte into the zero-padded grid
+        tmp = np.zeros(groups * k, dtype=np.uint8)
+        tmp[:nbytes] = buf[:nbytes]
+        flat[...] = tmp.reshape(groups, k)
+    g = grid.view(">u8").reshape(-1).astype("<u8")
+    # 32-bit lanes: lane 0 = first four symbols (the high 4k bits)
+    m = np.uint64((1 << (4 * k)) - 1)
+    t = g & m
+    t <<= np.uint64(32)
+    g >>= np.uint64(4 * k)
+    g |= t
+    # 16-bit lanes
+    m = _lane_mask(2 * k, 32)
+    t = g & m
+    t <<= np.uint64(16)
+    g >>= np.uint64(2 * k)
+    g &= m
+    g |= t
+    # 8-bit lanes
+    m = _lane_mask(k, 16)
+    t = g & m
+    t <<= np.uint64(8)
+    g >>= np.uint64(k)
+    g &= m
+    g |= t
+    return g.view(np.uint8)[:n]
+
+
+_CHUNK = 1 << 16  # symbols per step: keeps the temporaries in L2 cache
+
+
+def _pack_stream_chunked(sym: np.ndarray, k: int, out: np.ndarray) -> None:
+    n = sym.size
+    if k == 8:
+        out[...] = sym
+        return
+    if k == 1 or n <= _CHUNK:
+        out[...] = _pack_stream(sym, k)
+        return
+    step_bytes = _CHUNK * k // 8
+    for i, start in enumerate(range(0, n, _CHUNK)):
+        part = _pack_stream(sym[start : start + _CHUNK], k)
+        out[i * step_bytes : i * step_bytes + part.size] = part
+
+
+def _unpack_stream_chunked(buf: np.ndarray, k: int, n: int, out: np.ndarray) -> None:
+    if k == 8:
+        out[...] = buf[:n]
+        return
+    if k == 1 or n <= _CHUNK:
+        out[...] = _unpack_stream(buf, k, n)
+        return
+    step_bytes = _CHUNK * k // 8
+    for i, start in enumerate(range(0, n, _CHUNK)):
+        count = min(_CHUNK, n - start)
+        off = i * step_bytes
+        out[start : start + count] = _unpack_stream(
+            buf[off : off + _stream_nbytes(count, k)], k, count
+        )
+
+
+def pack(symbols: np.ndarray, bits: int) -> np.ndarray:
+    """Pack symbols (uint8 for ``bits <= 8``, uint16 above; each ``< 2**bits``) into bytes.
+
+    Returns a uint8 array of :func:`packed_nbytes` bytes. Values at or above ``2**bits`` are
+    not checked (the quantizer never produces them) and corrupt their neighbours.
+    """
+    sym = np.asarray(symbols).reshape(-1)
+    out = np.empty(packed_nbytes(sym.size, bits), dtype=np.uint8)
+    if bits <= 8:
+        _pack_stream_chunked(sym.astype(np.uint8, copy=False), bits, out)
+        return out
+    pairs = np.ascontiguousarray(sym, dtype="<u2").view(np.uint8).reshape(-1, 2)
+    split = _stream_nbytes(sym.size, bits - 8)
+    _pack_stream_chunked(pairs[:, 1], bits - 8, out[:split])  # high bytes, (bits - 8) bits each
+    out[split:] = pairs[:, 0]  # low bytes
+    return out
+
+
+def unpack(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``n`` symbols (uint8 or uint16) from ``packed_nbytes(n, bits)``
+    bytes. The caller guarantees the length (the frame decoder checks it before calling)."""
+    buf = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    if bits <= 8:
+        sym = np.empty(n, dtype=np.uint8)
+        _unpack_stream_chunked(buf, bits, n, sym)
+        return sym
+    split = _stream_nbytes(n, bits - 8)
+    high = np.empty(n, dtype=np.uint8)
+    _unpack_stream_chunked(buf[:split], bits - 8, n, high)
+    low = buf[split : split + n]
+    out = np.empty(n, dtype=np.uint16)
+    for start in range(0, n, _CHUNK):
+        part = out[start : start + _CHUNK]
+        np.left_shift(high[start : start + _CHUNK], np.uint16(8), out=part, dtype=np.uint16)
+        part |= low[start : start + _CHUNK]
+    return out
