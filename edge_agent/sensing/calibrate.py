@@ -208,6 +208,15 @@ def calibrate(
     sleep(rest_s)
     idle = monitor.end_window("calibrate-idle")
     idle_w = idle.mean_power_w
+    model_idle = getattr(getattr(src, "board", None), "idle_w", None)
+    if src.estimated and model_idle is not None:
+        # The model's P_idle is its definition of idle; the rest window only shows how busy
+        # other processes kept the CPUs (system-wide utilisation).
+        notes.append(
+            f"idle power is the model constant {model_idle} W; the rest window read "
+            f"{idle_w:.2f} W from other processes' CPU use"
+        )
+        idle_w = float(model_idle)
     monitor.idle_power_w = idle_w
 
     points: List[KappaPoint] = []
@@ -263,7 +272,9 @@ def calibrate(
         if up.duration_s > 0:
             rate = sent / up.duration_s
             epb = (up.mean_power_w - idle_w) / rate
-        if uplink_target == "loopback":
+        if epb is not None and epb <= 0:
+            notes.append("energy per byte ≤ 0: upload too short to rise above idle")
+        if uplink_target.startswith("loopback"):
             notes.append("uplink measured against a loopback sink: not the real network")
 
     return CalibrationProfile(

@@ -65,5 +65,8 @@ class SensingConfig:
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
             raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
+        known = ["auto", "estimated", *DEFAULT_SOURCE_ORDER]
+        if self.source not in known:
+            raise ValueError(f"unknown source {self.source!r}; known: {', '.join(known)}")
         if self.jtop_interval_s < 0.5:
             raise ValueError("jtop_interval_s must be >= 0.5 (jtop's own minimum)")

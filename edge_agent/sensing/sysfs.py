@@ -13,6 +13,9 @@ from typing import List, Optional, Sequence
 
 from .errors import CommandError, SensorPermissionError, SensorReadError, SourceUnavailable
 
+#: The one place files are opened; tests replace it to simulate EACCES when running as root.
+_open = open
+
 
 def under(root: Path, absolute: str) -> Path:
     """``absolute`` ("/sys/...") re-rooted at ``root``."""
@@ -22,7 +25,7 @@ def under(root: Path, absolute: str) -> Path:
 def read_text(path: Path) -> str:
     """Read a small sysfs/procfs file, stripped of whitespace and NUL bytes."""
     try:
-        with open(path, "rb") as fh:
+        with _open(path, "rb") as fh:
             data = fh.read(65536)
     except PermissionError as e:
         raise SensorPermissionError(f"{path}: permission denied (try root)") from e
@@ -56,7 +59,7 @@ def read_opt_text(path: Path) -> Optional[str]:
 def write_text(path: Path, value: str) -> None:
     """Write a sysfs attribute (cpufreq limits); errors become SensorPermissionError/ReadError."""
     try:
-        with open(path, "w") as fh:
+        with _open(path, "w") as fh:
             fh.write(value)
     except PermissionError as e:
         raise SensorPermissionError(f"{path}: not writable (root needed)") from e

@@ -1,0 +1,92 @@
+"""``greenfed-agent calibrate``: measure idle power, κ, cycles per sample and uplink cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ._sensing_args import add_sensing_arguments, sensing_config
+
+HELP = "measure this board's energy coefficients and save a calibration profile (JSON)"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_sensing_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("calibration.json"), help="profile path")
+    parser.add_argument("--rest-s", type=float, default=10.0, help="idle measurement (s)")
+    parser.add_argument("--step-s", type=float, default=5.0, help="workload time per step (s)")
+    parser.add_argument("--max-steps", type=int, default=4, help="frequency steps to measure")
+    parser.add_argument("--upload-mib", type=float, default=8.0, help="bytes pushed uplink, MiB")
+    parser.add_argument(
+        "--workload",
+        choices=["auto", "ddpm", "torch-conv"],
+        default="auto",
+        help="training workload (auto: the DDPM if greenfed.ddpm is available)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print the profile as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from edge_agent.sensing import (
+        CpuFreq,
+        LoopbackSink,
+        PowerMonitor,
+        SensingError,
+        calibrate,
+        detect_power_source,
+    )
+    from edge_agent.sensing.workloads import default_workload
+    from greenfed.config import ConfigError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = sensing_config(args)
+        source = detect_power_source(cfg, args.sysfs_root)
+        cpu = CpuFreq(args.sysfs_root)
+        workload, name = default_workload(args.workload, args.batch_size)
+        monitor = PowerMonitor(source, cpu, cfg)
+        with monitor, LoopbackSink() as sink:
+            profile = calibrate(
+                monitor,
+                cpu,
+                workload,
+                sink.send,
+                workload_name=name,
+                uplink_target=f"loopback {sink.address[0]}:{sink.address[1]}",
+                rest_s=args.rest_s,
+                step_s=args.step_s,
+                max_steps=args.max_steps,
+                upload_bytes=int(args.upload_mib * (1 << 20)),
+            )
+        profile.save(args.out)
+    except (ConfigError, SensingError) as e:
+        print(f"calibrate: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(profile.to_dict(), indent=2))
+    else:
+        tag = "ESTIMATED " if profile.estimated else ""
+        kappa = "n/a" if profile.kappa is None else f"{profile.kappa:.3e} W/Hz^3"
+        cps = "n/a" if profile.cycles_per_sample is None else f"{profile.cycles_per_sample:.3e}"
+        rate = profile.uplink_bytes_per_s or 0.0
+        epb = profile.energy_per_byte_j
+        print(f"{tag}profile written to {args.out}")
+        print(f"  source       {profile.source}: {profile.scope}")
+        print(f"  idle power   {profile.idle_power_w:.3f} W")
+        single = " (single point)" if profile.kappa_single_point else ""
+        print(f"  kappa        {kappa}{single}; {profile.dvfs}")
+        print(f"  cycles/sample {cps}")
+        print(f"  uplink       {rate / 1e6:.1f} MB/s, {epb if epb is not None else 'n/a'} J/B")
+        print(f"  workload     {profile.workload}")
+        for n in profile.notes:
+            print(f"  note: {n}")
+    return 0

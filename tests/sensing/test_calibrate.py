@@ -1,0 +1,141 @@
+"""Calibration recovers known coefficients from a synthetic board; profiles round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.sensing import (
+    CalibrationProfile,
+    CpuFreq,
+    LoopbackSink,
+    PowerMonitor,
+    PowerReading,
+    SensingConfig,
+    calibrate,
+    detect_power_source,
+    fit_kappa,
+)
+from edge_agent.sensing.calibrate import pick_steps
+
+from .conftest import FIXTURES, FakeClock, ScriptedSource
+
+KAPPA = 2.0e-28  # W/Hz^3: 2.4 GHz -> 2.76 W dynamic
+IDLE = 2.5
+
+
+class CubicBoard(ScriptedSource):
+    """Power = idle + κ f³ while busy, f following scaling_max_freq like a governor would."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__([IDLE], scope="synthetic PMIC")
+        self.pol = root / "sys/devices/system/cpu/cpufreq/policy0"
+        self.busy = False
+
+    def window_event(self, name: str, opened: bool) -> None:
+        if name == "communicate" and opened:
+            self.busy = False  # the upload does no training
+
+    def read(self) -> PowerReading:
+        f_khz = int((self.pol / "scaling_max_freq").read_text())
+        (self.pol / "scaling_cur_freq").write_text(f"{f_khz}\n")
+        f = f_khz * 1e3
+        return PowerReading(power_w=IDLE + (KAPPA * f**3 if self.busy else 0.0))
+
+
+def test_fit_kappa_and_step_choice() -> None:
+    pts = [(f, KAPPA * f**3) for f in (1e9, 1.5e9, 2e9)]
+    assert fit_kappa(pts) == pytest.approx(KAPPA)
+    assert pick_steps([1, 2, 3, 4, 5, 6, 7], 4) == [1, 3, 5, 7]
+    assert pick_steps([1, 2], 4) == [1, 2]
+
+
+def test_calibration_recovers_kappa_cycles_and_uplink(tree: Any, tmp_path: Path) -> None:
+    root = tree("rpi5")
+    clock = FakeClock()
+    board = CubicBoard(root)
+    cpu = CpuFreq(root)
+    mon = PowerMonitor(board, cpu, SensingConfig(), clock=clock)
+
+    def sleep(seconds: float) -> None:
+        for _ in range(round(seconds / 0.1)):
+            clock.advance(0.1)
+            mon.sample_now()
+
+    def workload() -> int:
+        board.busy = True
+        clock.advance(0.1)
+        mon.sample_now()
+        return 32
+
+    def idle_sleep(seconds: float) -> None:
+        board.busy = False
+        sleep(seconds)
+
+    with LoopbackSink() as sink:
+
+        def send(data: bytes) -> None:
+            board.busy = False
+            sink.send(data)
+            clock.advance(0.01)
+
+        prof = calibrate(
+            mon,
+            cpu,
+            workload,
+            send,
+            workload_name="synthetic",
+            rest_s=1.0,
+            step_s=1.0,
+            max_steps=3,
+            upload_bytes=1 << 20,
+            chunk_bytes=1 << 16,
+            sleep=idle_sleep,
+            clock=clock,
+        )
+    assert sink.received == 1 << 20
+    assert prof.idle_power_w == pytest.approx(IDLE)
+    assert [p.freq_hz for p in prof.kappa_points] == pytest.approx([1.5e9, 1.9e9, 2.4e9])
+    assert prof.kappa == pytest.approx(KAPPA, rel=0.01)
+    assert not prof.kappa_single_point
+    top = prof.kappa_points[-1]
+    assert prof.cycles_per_sample == pytest.approx(2.4e9 * top.duration_s / top.train_samples)
+    assert prof.uplink_bytes_per_s == pytest.approx((1 << 20) / 0.16, rel=0.01)
+    assert prof.energy_per_byte_j == pytest.approx(0.0, abs=1e-12)  # no power above idle
+    assert prof.f_steps_hz[0] == 1.5e9 and prof.f_max_hz == 2.4e9
+    assert not prof.estimated and prof.source == "scripted"
+    assert (
+        root / "sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq"
+    ).read_text().strip() == "2400000"
+    path = tmp_path / "profile.json"
+    prof.save(path)
+    again = CalibrationProfile.load(path)
+    assert again == prof
+
+
+def test_estimated_calibration_is_single_point_and_labelled() -> None:
+    clock = FakeClock()
+    src = detect_power_source(SensingConfig(), FIXTURES / "bare")
+    src._util = lambda: 1.0  # type: ignore[attr-defined]
+    cpu = CpuFreq(FIXTURES / "bare")
+    mon = PowerMonitor(src, cpu, clock=clock)
+
+    def tick(_: float = 0.0) -> None:
+        clock.advance(0.1)
+        mon.sample_now()
+
+    def workload() -> int:
+        tick()
+        return 8
+
+    prof = calibrate(
+        mon, cpu, workload, None, workload_name="w", rest_s=0.5, step_s=0.5, sleep=tick, clock=clock
+    )
+    assert prof.estimated and prof.kappa_single_point
+    assert prof.idle_power_w == 5.0  # the generic class's model constant
+    assert any("ESTIMATED" in n for n in prof.notes)
+    assert "dvfs: unavailable" in prof.dvfs
+    if prof.kappa is not None:  # psutil knows the frequency on this machine
+        assert prof.kappa > 0 and prof.cycles_per_sample is not None
