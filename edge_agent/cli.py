@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = []  # filled as subcommand modules land
+SUBCOMMANDS: List[str] = ["probe", "calibrate"]  # filled as subcommand modules land
 
 
 def build_parser() -> argparse.ArgumentParser:
