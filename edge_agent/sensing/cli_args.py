@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict
 
-from edge_agent.sensing import SensingConfig
 from greenfed.config import ConfigError, from_mapping, read_toml
+
+from .config import SensingConfig
 
 
 def add_sensing_arguments(parser: argparse.ArgumentParser) -> None:
