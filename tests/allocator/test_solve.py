@@ -100,8 +100,9 @@ def _scipy_optimum(fleet):
         xq = np.exp(q * ln2)
         return np.concatenate([2 * c * ln2 * xq / np.expm1(q * ln2) ** 3 / err, np.zeros(n)])
 
-    # start from the highest bits the deadline allows at f_max: feasible, lowest error
-    x0 = np.concatenate([bit_bounds(fleet).high, fleet.f_max_hz / 1e9])
+    # start half a bit below the deadline's cap at f_max: strictly inside the deadline
+    b = bit_bounds(fleet)
+    x0 = np.concatenate([np.maximum(b.low, b.high - 0.5), fleet.f_max_hz / 1e9])
     bounds = [(lo, hi) for lo, hi in zip(fleet.bits_min, fleet.bits_max)]
     bounds += [(lo / 1e9, hi / 1e9) for lo, hi in zip(fleet.f_min_hz, fleet.f_max_hz)]
     scale = energy(x0)
