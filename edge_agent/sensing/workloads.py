@@ -12,8 +12,10 @@ from typing import Tuple
 from .calibrate import Workload
 
 
-def ddpm_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:
-    """One local DDPM training step per call, on the ``pi-small`` preset and digits data."""
+def ddpm_workload(
+    batch_size: int = 64, steps_per_call: int = 5, seed: int = 0
+) -> Tuple[Workload, str]:
+    """``steps_per_call`` local DDPM training steps per call: ``pi-small`` on digits."""
     import torch
 
     from greenfed.ddpm import (
@@ -26,16 +28,18 @@ def ddpm_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:
     )
 
     torch.manual_seed(seed)
-    cfg = PRESETS["pi-small"]
-    model = build_model(cfg)
-    schedule = NoiseSchedule(1000, "linear")
-    data = load_data("digits:shard=0/1,seed=0")
-    tcfg = TrainConfig(steps=1, batch_size=batch_size, seed=seed)
+    model = build_model(PRESETS["pi-small"])
+    schedule = NoiseSchedule()
+    data = load_data("digits:split=train")
+    tcfg = TrainConfig(steps=steps_per_call, batch_size=batch_size, seed=seed)
 
     def step() -> int:
         return int(train_local(model, schedule, data.images, tcfg).samples)
 
-    return step, f"greenfed.ddpm pi-small, digits, batch {batch_size}, 1 step per call"
+    return step, (
+        f"greenfed.ddpm pi-small on digits:split=train, batch {batch_size}, "
+        f"{steps_per_call} steps per call"
+    )
 
 
 def torch_conv_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:

@@ -51,3 +51,15 @@ def test_calibrate_dry_run_in_estimated_mode(tmp_path: Path, capsys: pytest.Capt
     assert prof["energy_per_byte_j"] > 0  # radio term above idle
     assert prof["workload"].startswith("torch-conv")
     assert "ESTIMATED profile written" in capsys.readouterr().out
+
+
+@pytest.mark.hardware
+@pytest.mark.skipif(
+    not __import__("os").environ.get("GREENFED_HARDWARE"), reason="needs a real board"
+)
+def test_real_board_has_a_measured_source() -> None:
+    from edge_agent.sensing import SensingConfig, detect_power_source
+
+    src = detect_power_source(SensingConfig())
+    assert not src.estimated, src.fallback_reasons  # type: ignore[attr-defined]
+    assert src.read().power_w > 0
