@@ -130,7 +130,8 @@ def _tensor(entry: TensorEntry, data: np.ndarray, bits: int, block: int) -> np.n
         sym = unpack(data, bits, n)
         values = dequantize(sym, entry.offsets, entry.steps, block)
         if entry.dtype != np.float32:
-            values = values.astype(entry.dtype)
+            with np.errstate(over="ignore"):  # the grid was checked against the dtype's range
+                values = values.astype(entry.dtype)
         return values.reshape(entry.shape)
     if entry.encoding == ENC_FP16:
         return data.view("<f2").astype(entry.dtype).reshape(entry.shape)

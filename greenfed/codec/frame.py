@@ -287,17 +287,23 @@ def parse_manifest(buf: bytes) -> Manifest:
             raw = r.take(8 * groups, f"tensor {name!r}'s scales ({groups} groups)")
             offsets = np.frombuffer(raw, dtype="<f4", count=groups).astype(np.float32)
             steps = np.frombuffer(raw, dtype="<f4", offset=4 * groups).astype(np.float32)
-            top = offsets.astype(np.float64) + steps.astype(np.float64) * levels
-            if not (
-                np.all(np.isfinite(offsets))
-                and np.all(np.isfinite(steps))
-                and np.all(steps >= 0)
-                and np.all(np.abs(top) <= float(np.finfo(np.float32).max))
-            ):
+            # the grid's top must fit the output dtype (float16 rounds up to 65504 * (1 + 2**-11))
+            limit = float(np.finfo(entry.dtype).max) * (1 + 2.0**-12)
+            limit = min(limit, float(np.finfo(np.float32).max))
+            with np.errstate(all="ignore"):
+                top = offsets.astype(np.float64) + steps.astype(np.float64) * levels
+                valid = (
+                    np.all(np.isfinite(offsets))
+                    and np.all(np.isfinite(steps))
+                    and np.all(steps >= 0)
+                    and np.all(np.abs(offsets) <= limit)
+                    and np.all(np.abs(top) <= limit)
+                )
+            if not valid:
                 raise InvalidScaleError(
                     f"tensor {name!r} has a non-finite offset, or a negative or non-finite "
-                    "step (or a grid beyond float32): the sender's update holds NaN/inf or the "
-                    "frame was forged"
+                    f"step, or a grid beyond {entry.dtype}'s range: the sender's update holds "
+                    "NaN/inf or the frame was forged"
                 )
             entry.offsets, entry.steps = offsets, steps
         tensors.append(entry)

@@ -75,6 +75,10 @@ def _grid(lo: np.ndarray, hi: np.ndarray, bits: int, name: str) -> tuple[np.ndar
             "send it with mode='fp32'"
         )
     step64 = np.where(span > 0, np.maximum(step64, _MIN_STEP), 0.0)
+    if np.any(lo.astype(np.float64) + step64 * levels * (1 + 2.0**-20) > _F32_MAX):
+        raise EncodeInputError(
+            f"tensor {name!r} reaches the float32 maximum; send it with mode='fp32'"
+        )
     steps = step64.astype(np.float32)
     # make sure rounding to float32 did not shrink the step below span / levels
     short = steps.astype(np.float64) * levels < span

@@ -1,0 +1,55 @@
+"""Helpers that build and edit frames for the codec tests."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Dict
+
+import numpy as np
+
+from greenfed.codec import FIXED_HEADER_BYTES, TRAILER_BYTES, CodecConfig, encode
+
+# offsets of the fixed header fields (see docs/codec.md)
+OFF_VERSION, OFF_FLAGS, OFF_FRAME, OFF_MANIFEST, OFF_RESERVED, OFF_RAW, OFF_PAYLOAD = (
+    4, 6, 8, 16, 20, 24, 32,
+)  # fmt: skip
+BIG = 1 << 40
+LIMITS = {"max_frame_bytes": 1 << 24, "max_decoded_bytes": 1 << 26}
+
+
+def reseal(frame: bytes) -> bytes:
+    """Recompute the sha256 trailer, so an edited frame passes the checksum (forged frames)."""
+    body = frame[:-TRAILER_BYTES]
+    return body + hashlib.sha256(body).digest()
+
+
+def set_field(frame: bytes, offset: int, fmt: str, value: int, seal: bool = True) -> bytes:
+    buf = bytearray(frame)
+    struct.pack_into("<" + fmt, buf, offset, value)
+    return reseal(bytes(buf)) if seal else bytes(buf)
+
+
+def manifest_offset() -> int:
+    return FIXED_HEADER_BYTES
+
+
+def small_state(seed: int = 0) -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "conv.weight": (rng.standard_normal((4, 3, 3)) * 0.05).astype(np.float32),
+        "conv.bias": rng.standard_normal(4).astype(np.float32),
+        "norm.steps": np.array([3, 1, 4], dtype=np.int64),
+        "emb": rng.standard_normal(10).astype(np.float64),
+    }
+
+
+def small_frames() -> Dict[str, bytes]:
+    sd = small_state()
+    return {
+        "q4": encode(sd, CodecConfig(bits=4, seed=1)).frame,
+        "q11_blocks": encode(sd, CodecConfig(bits=11, block_size=8, seed=2)).frame,
+        "fp16": encode(sd, CodecConfig(mode="fp16")).frame,
+        "fp32_stored": encode(sd, CodecConfig(mode="fp32", zstd_level=None)).frame,
+        "q3_stored": encode(sd, CodecConfig(bits=3, block_size=5, zstd_level=None, seed=3)).frame,
+    }
