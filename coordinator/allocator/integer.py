@@ -88,24 +88,36 @@ def trim_bits(
     fleet: FleetArrays, bits: np.ndarray, low: np.ndarray, max_steps: int = TRIM_MAX_STEPS
 ) -> np.ndarray:
     """Remove single bits while the budget still holds, most joules saved per unit of error
-    first (repairs the greedy's overshoot on its last, coarse step)."""
+    first (repairs the greedy's overshoot on its last, coarse step).
+
+    Each pass scores every device once and removes at most one bit per device; passes repeat
+    while a removal happened (``max_steps`` removals in all).
+    """
     q = bits.astype(float).copy()
-    energy = stepped_energy_j(fleet, q)
-    dev_err = device_error(fleet, q)
-    for _ in range(max_steps):
-        slack = fleet.error_budget - float(dev_err.sum())
+    steps = 0
+    while steps < max_steps:
+        err = device_error(fleet, q)
         down = np.maximum(q - 1.0, low)
-        err_down = device_error(fleet, down)
-        added = err_down - dev_err
-        saved = energy - stepped_energy_j(fleet, down)
-        ok = (q > low) & (added <= slack) & (saved > 0)
-        if not ok.any():
+        added = device_error(fleet, down) - err
+        saved = stepped_energy_j(fleet, q) - stepped_energy_j(fleet, down)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where((q > low) & (saved > 0), saved / np.maximum(added, 1e-300), -np.inf)
+        slack = fleet.error_budget - float(err.sum())
+        removed = 0
+        while steps < max_steps:
+            ok = (score > -np.inf) & (added <= slack)
+            if not ok.any():
+                break
+            k = int(np.argmax(np.where(ok, score, -np.inf)))
+            q[k] -= 1.0
+            slack -= added[k]
+            score[k] = -np.inf
+            removed += 1
+            steps += 1
+        if removed == 0:
             break
-        with np.errstate(divide="ignore"):
-            score = np.where(ok, saved / np.maximum(added, 1e-300), -np.inf)
-        k = int(np.argmax(score))
-        q[k] -= 1.0
-        dev_err[k], energy[k] = err_down[k], energy[k] - saved[k]
+    while device_error(fleet, q).sum() > fleet.error_budget:  # float drift in ``slack``
+        q = np.minimum(q + (q < bits), bits)
     return q
 
 

@@ -286,10 +286,11 @@ def _search(kkt: _Kkt, ta: float, tb: float, eps: float) -> Tuple[float, np.ndar
     if fa <= 0:
         return ta, qa, n
     fb, side = fb_true, 0
-    widths = [tb - ta, tb - ta]
+    widths = [tb - ta] * 3  # bracket width after each evaluation
     while n < OUTER_MAX_ITER and fb_true < -OUTER_RTOL and tb - ta > 1e-13 * max(1.0, abs(tb)):
         t = tb - fb * (tb - ta) / (fb - fa)
-        if not (ta < t < tb) or (tb - ta) > 0.5 * widths[-2]:
+        # bisect when the step leaves the bracket or two steps did not halve the bracket
+        if not (ta < t < tb) or widths[-1] > 0.5 * widths[-3]:
             t = 0.5 * (ta + tb)
         q = kkt.bits(t, qb)
         ft = np.log(kkt.error(q)) - log_eps
