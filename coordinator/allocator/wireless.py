@@ -14,6 +14,9 @@ Learning Over Wireless Communication Networks", IEEE TWC 20(3), 2021, arXiv:1911
 - compute: ``kappa = 1e-28`` and cycles per sample uniform in [1, 3]*10^4 as in the paper, times
   samples and local epochs (our choice, so that compute energy is not negligible).
 
+The paper's figures above were recalled, not re-read (only its abstract was reachable here);
+docs/allocator.md says so too.
+
 Our choices, documented in docs/allocator.md: a dedicated 1 MHz band per device (the band does
 not shrink with the fleet size, so per-device figures stay comparable across sizes), p = 0.2 W
 (23 dBm), the deadline and budget rules below. The deadline is ``deadline_factor`` times the
