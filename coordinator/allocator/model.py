@@ -23,9 +23,15 @@ from typing import Tuple
 
 import numpy as np
 
-#: Header estimate when the fleet gives no ``header_bytes``: per quantized tensor a scale, an
-#: offset, a shape and a name (~64 bytes), plus a fixed frame overhead (magic, version, sizes,
-#: sha256 and zstd framing, ~96 bytes). The codec's own estimate replaces it when importable.
+try:  # the codec's exact frame overhead (numpy only, no torch); optional for the allocator
+    from greenfed.codec import header_bytes as _codec_header_bytes
+except ImportError:  # pragma: no cover - a checkout without the codec
+    _codec_header_bytes = None
+
+#: Fallback header estimate when the codec is not importable and the fleet gives no
+#: ``header_bytes``: per quantized tensor a scale, an offset, a shape and a name (~64 bytes),
+#: plus a fixed frame overhead (magic, version, sizes, checksum, ~96 bytes). Both are above the
+#: codec's own figures (122 bytes for 1 tensor, 1604 for 40 with 16-byte names).
 HEADER_BYTES_PER_TENSOR = 64.0
 FRAME_OVERHEAD_BYTES = 96.0
 #: Bits per value of an unquantized update (the ``fp32`` scheme).
@@ -33,7 +39,11 @@ FP32_BITS = 32
 
 
 def default_header_bytes(tensors: int) -> float:
-    """Estimated header bytes of one update frame with ``tensors`` tensors."""
+    """Header bytes h of one update frame with ``tensors`` tensors: ``greenfed.codec``'s
+    ``header_bytes`` (one scale group per tensor, 16-byte names) when importable, else the
+    conservative fallback above."""
+    if _codec_header_bytes is not None:
+        return float(_codec_header_bytes([1] * tensors))
     return HEADER_BYTES_PER_TENSOR * tensors + FRAME_OVERHEAD_BYTES
 
 
