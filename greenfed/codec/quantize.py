@@ -96,11 +96,10 @@ def _inverse(steps: np.ndarray) -> np.ndarray:
 class _Rounder:
     """Scratch buffers and the noise source for one encode call."""
 
-    def __init__(self, bitgen: np.random.BitGenerator, sym_dtype: type[np.integer]) -> None:
+    def __init__(self, bitgen: np.random.BitGenerator, size: int) -> None:
         self.bitgen = bitgen
-        self.scaled = np.empty(CHUNK, dtype=np.float32)
-        self.mask = np.empty(CHUNK, dtype=np.bool_)
-        self.sym_dtype = sym_dtype
+        self.scaled = np.empty(min(size, CHUNK), dtype=np.float32)
+        self.mask = np.empty(min(size, CHUNK), dtype=np.bool_)
 
     def round_rows(
         self, x: np.ndarray, lo: np.ndarray, inv: np.ndarray, sym: np.ndarray
@@ -150,7 +149,7 @@ def quantize(
     n = x.size
     sym_dtype = np.uint8 if bits <= 8 else np.uint16
     symbols = np.empty(n, dtype=sym_dtype)
-    rounder = _Rounder(bitgen, sym_dtype)
+    rounder = _Rounder(bitgen, n)
     if n == 0:
         zero = np.zeros(1, dtype=np.float32)
         return QuantizedTensor(symbols, zero, zero.copy(), 0.0, 0.0, 0.0)
