@@ -93,6 +93,21 @@ def _check_template(manifest: Manifest, template: Template) -> None:
             )
 
 
+def _decompress_streaming(
+    dctx: zstandard.ZstdDecompressor, stored: memoryview, raw_bytes: int
+) -> bytes:
+    try:
+        obj = dctx.decompressobj(write_size=max(raw_bytes, 1))
+        out = obj.decompress(stored)
+    except zstandard.ZstdError as e:
+        raise DecompressionError(f"zstd payload is corrupt: {e}") from e
+    if not obj.eof:
+        raise DecompressionError("zstd payload ends before its frame does")
+    if obj.unused_data:
+        raise DecompressionError(f"payload holds {len(obj.unused_data)} bytes after its zstd frame")
+    return out
+
+
 def _decompress(stored: memoryview, raw_bytes: int) -> bytes:
     try:
         params = zstandard.get_frame_parameters(stored)
@@ -108,16 +123,14 @@ def _decompress(stored: memoryview, raw_bytes: int) -> bytes:
         raise DecompressionError(
             f"zstd frame asks for a {params.window_size}-byte window for {raw_bytes} bytes"
         )
+    dctx = zstandard.ZstdDecompressor(max_window_size=1 << window_log)
     try:
-        dctx = zstandard.ZstdDecompressor(max_window_size=1 << window_log)
-        obj = dctx.decompressobj(write_size=max(raw_bytes, 1))
-        out = obj.decompress(stored)
+        # the output buffer is the verified content size; libzstd refuses to write more
+        out = dctx.decompress(stored, max_output_size=raw_bytes, allow_extra_data=False)
+    except TypeError:  # zstandard < 0.20 has no allow_extra_data: slower streaming check
+        out = _decompress_streaming(dctx, stored, raw_bytes)
     except zstandard.ZstdError as e:
-        raise DecompressionError(f"zstd payload is corrupt: {e}") from e
-    if not obj.eof:
-        raise DecompressionError("zstd payload ends before its frame does")
-    if obj.unused_data:
-        raise DecompressionError(f"payload holds {len(obj.unused_data)} bytes after its zstd frame")
+        raise DecompressionError(f"zstd payload is corrupt or has trailing data: {e}") from e
     if len(out) != raw_bytes:
         raise DecompressionError(f"zstd payload gave {len(out)} bytes, expected {raw_bytes}")
     return out

@@ -25,8 +25,9 @@ Work runs in chunks of :data:`CHUNK` values so every temporary stays in the L2 c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def group_count(numel: int, block_size: int) -> int:
     return (numel + block_size - 1) // block_size
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray, bits: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _grid(lo: np.ndarray, hi: np.ndarray, bits: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
     """float32 (offset, step) per group from float32 minima and maxima."""
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         raise EncodeInputError(
@@ -85,6 +86,35 @@ def _grid(lo: np.ndarray, hi: np.ndarray, bits: int, name: str) -> tuple[np.ndar
     if np.any(short):
         steps[short] = np.nextafter(steps[short], np.float32(np.inf))
     return lo.astype(np.float32), steps
+
+
+def _grid_scalar(
+    lo: float, hi: float, bits: int, name: str
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_grid` and :func:`_inverse` for one group, on Python floats (small tensors are
+    common in state dicts; array set-up would dominate their cost). Same results."""
+    levels = (1 << bits) - 1
+    span = hi - lo
+    step = span / levels * _INFLATE
+    if step > _F32_MAX / 2:
+        raise EncodeInputError(
+            f"tensor {name!r} spans {span:.3g}, too wide for float32 scales; send it with "
+            "mode='fp32'"
+        )
+    step = max(step, _MIN_STEP) if span > 0 else 0.0
+    if lo + step * levels * (1 + 2.0**-20) > _F32_MAX:
+        raise EncodeInputError(
+            f"tensor {name!r} reaches the float32 maximum; send it with mode='fp32'"
+        )
+    step32 = np.float32(step)
+    if float(step32) * levels < span:
+        step32 = np.nextafter(step32, np.float32(np.inf))
+    inv32 = np.float32(1.0 / float(step32)) if step32 > 0 else np.float32(0.0)
+    return (
+        np.array([lo], dtype=np.float32),
+        np.array([step32], dtype=np.float32),
+        np.array([inv32], dtype=np.float32),
+    )
 
 
 def _inverse(steps: np.ndarray) -> np.ndarray:
@@ -155,10 +185,12 @@ def quantize(
         return QuantizedTensor(symbols, zero, zero.copy(), 0.0, 0.0, 0.0)
 
     if block_size <= 0 or block_size >= n:
-        lo = np.array([x.min()], dtype=np.float32)
-        hi = np.array([x.max()], dtype=np.float32)
-        offsets, steps = _grid(lo, hi, bits, name)
-        inv = _inverse(steps)
+        lo_s, hi_s = float(x.min()), float(x.max())
+        if not (math.isfinite(lo_s) and math.isfinite(hi_s)):  # the array path words the error
+            _grid(np.array([lo_s]), np.array([hi_s]), bits, name)
+        offsets, steps, inv = _grid_scalar(lo_s, hi_s, bits, name)
+        lo = offsets
+        hi = np.array([hi_s], dtype=np.float32)
         sq_units = 0.0
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)

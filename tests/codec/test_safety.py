@@ -357,3 +357,21 @@ def test_every_error_class_is_exported_and_distinct() -> None:
     assert len({c for _, c in classes}) == len(classes) >= 18
     for _, cls in classes:
         assert issubclass(cls, CodecError)
+
+
+def test_trailing_bytes_after_the_zstd_frame_are_refused() -> None:
+    frame = q4_frame()
+    (raw,) = struct.unpack_from("<Q", frame, OFF_RAW)
+    (manifest_bytes,) = struct.unpack_from("<I", frame, OFF_MANIFEST)
+    stored = frame[FIXED_HEADER_BYTES + manifest_bytes : -32]
+    decode(replace_payload(frame, stored, raw), **LIMITS)  # the helper itself is faithful
+    for tail in (b"\0", stored):  # junk, or a second zstd frame
+        with pytest.raises(DecompressionError, match=r"trailing|after"):
+            decode(replace_payload(frame, stored + tail, raw), **LIMITS)
+        # the streaming path used with zstandard < 0.20 refuses it too
+        from greenfed.codec.decoder import _decompress_streaming
+
+        with pytest.raises(DecompressionError, match="after its zstd frame"):
+            _decompress_streaming(zstandard.ZstdDecompressor(), memoryview(stored + tail), raw)
+    with pytest.raises(DecompressionError):
+        decode(replace_payload(frame, stored[:-3], raw), **LIMITS)
