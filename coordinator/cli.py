@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["plan", "simulate"]  # filled as subcommand modules land
+SUBCOMMANDS: List[str] = ["serve", "plan", "simulate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

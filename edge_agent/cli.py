@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["probe", "calibrate"]  # filled as subcommand modules land
+SUBCOMMANDS: List[str] = ["run", "probe", "calibrate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

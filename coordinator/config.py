@@ -1,0 +1,98 @@
+"""Coordinator configuration: one typed dataclass, loaded from TOML + CLI flags in the CLI only.
+
+Every key is documented in docs/configuration.md; tests check that the documented defaults
+equal these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+SCHEMES_HELP = "on-demand, fp32 or fixed-B with B in 1..16 (e.g. fixed-8)"
+
+
+def parse_scheme(scheme: str) -> Optional[int]:
+    """Validate a scheme name; returns B for ``fixed-B``, None for on-demand and fp32."""
+    if scheme in ("on-demand", "fp32"):
+        return None
+    if scheme.startswith("fixed-"):
+        try:
+            bits = int(scheme[len("fixed-") :])
+        except ValueError:
+            bits = 0
+        if 1 <= bits <= 16:
+            return bits
+    raise ValueError(f"unknown scheme {scheme!r}: use {SCHEMES_HELP}")
+
+
+@dataclass
+class TlsConfig:
+    """Mutual TLS (required for any non-loopback address unless ``insecure``)."""
+
+    cert: Optional[Path] = None  # coordinator certificate (PEM)
+    key: Optional[Path] = None  # its private key (PEM)
+    ca: Optional[Path] = None  # CA that signed the device certificates (PEM)
+    revoked: List[str] = field(default_factory=list)  # device ids refused even with a valid cert
+    insecure: bool = False  # allow a non-loopback address without TLS (not recommended)
+
+
+@dataclass
+class CoordinatorConfig:
+    listen: str = "127.0.0.1:50051"  # host:port to bind
+    state_dir: Path = Path("runs/default")  # SQLite store, checkpoints, upload spool
+    rounds: int = 5  # completed rounds to run
+    min_devices: int = 2  # devices that must be connected before a round starts
+    min_fraction: float = 0.5  # a round closes with the arrived updates if at least this share
+    scheme: str = "on-demand"  # on-demand, fp32 or fixed-B
+    seed: int = 0
+    # Model and local training handed to every device.
+    model_preset: str = "pi-small"
+    local_steps: int = 100
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    block_size: int = 0  # codec block size for quantized updates (0: one scale per tensor)
+    # Round deadline: fixed, or derived as factor x the slowest device's fastest possible round.
+    deadline_s: Optional[float] = None
+    deadline_factor: float = 2.0
+    deadline_min_s: float = 20.0
+    grace_s: float = 2.0  # extra wait for reports after the last upload or the deadline
+    # Quality budget: absolute, or relative to the squared norm of the last aggregated update.
+    error_budget: Optional[float] = None
+    error_budget_rel: float = 0.01
+    prior_update_range: float = 0.05  # R_k before a device's first update
+    # Evaluation of the global model after each round.
+    eval_data: str = "digits:split=test"
+    eval_samples: int = 256
+    eval_ddim_steps: int = 50
+    eval_threads: int = 1
+    # Wire.
+    max_update_bytes: int = 64 * 1024 * 1024
+    chunk_bytes: int = 1024 * 1024
+    poll_interval_s: float = 10.0  # WaitAssignment blocks at most this long
+    device_timeout_s: float = 60.0  # a device unseen for this long is not given work
+    max_concurrent_decodes: int = 2  # bounds memory: decoded updates held at once
+    max_workers: int = 32  # gRPC server threads
+    stream_idle_s: float = 30.0  # an upload stream that sends nothing this long is cut
+    max_update_norm_ratio: float = 0.0  # >0: refuse updates this many times above the median
+    metrics_port: int = 0  # Prometheus metrics on this port (0: off)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    def __post_init__(self) -> None:
+        parse_scheme(self.scheme)
+        if self.rounds < 1:
+            raise ValueError("rounds must be >= 1")
+        if self.min_devices < 1:
+            raise ValueError("min_devices must be >= 1")
+        if not 0.0 < self.min_fraction <= 1.0:
+            raise ValueError("min_fraction must be in (0, 1]")
+        if self.local_steps < 1 or self.batch_size < 1:
+            raise ValueError("local_steps and batch_size must be >= 1")
+        if self.chunk_bytes < 1024 or self.chunk_bytes > 4 * 1024 * 1024:
+            raise ValueError("chunk_bytes must be between 1 KiB and 4 MiB")
+        if self.deadline_s is not None and self.deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0")
+        if self.error_budget is not None and self.error_budget <= 0:
+            raise ValueError("error_budget must be > 0")
+        self.state_dir = Path(self.state_dir).expanduser()

@@ -1,0 +1,498 @@
+"""The round engine: the coordinator's state machine, called by handlers and by the driver.
+
+State that must survive a restart lives in the :class:`~coordinator.store.Store` and the
+checkpoint files; what lives here is the open round (assignments, the running FedAvg sum,
+uploads in flight), rebuilt from scratch after a restart (an open round found at start-up is
+aborted and the agents are handed the next one).
+
+Threads: gRPC worker threads call the public methods; one driver thread runs
+:meth:`Engine.run`. One lock and one condition variable guard the in-memory round.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set
+
+import numpy as np
+
+from coordinator.aggregate import RunningFedAvg, template_of
+from coordinator.config import CoordinatorConfig
+from coordinator.errors import (
+    DuplicateUpload,
+    InvalidRequest,
+    InvalidUpdate,
+    NotAssigned,
+    RevokedDevice,
+    StaleRound,
+    UnknownDevice,
+)
+from coordinator.model_host import ModelHost
+from coordinator.planning import RoundPlan, plan_round, refit_device
+from coordinator.store import Store
+from coordinator.uploads import Manifest, Spool, validate_manifest
+from greenfed import codec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceAssignment:
+    round: int
+    device_id: str
+    mode: str
+    bits: int
+    freq_hz: float
+    local_steps: int
+    batch_size: int
+    learning_rate: float
+    block_size: int
+    deadline_unix: float
+    deadline_s: float
+    model_sha256: str
+    seed: int
+    predicted_energy_j: float
+    scheme: str
+
+
+@dataclass
+class OpenRound:
+    number: int
+    scheme: str
+    deadline_unix: float
+    assignments: Dict[str, DeviceAssignment]
+    aggregator: RunningFedAvg
+    accepted: Set[str] = field(default_factory=set)
+    reported: Set[str] = field(default_factory=set)
+    closed: bool = False
+    norms: List[float] = field(default_factory=list)
+
+
+FINISHED = "finished"
+
+
+class Engine:
+    """Owns the global model and the open round."""
+
+    def __init__(
+        self,
+        cfg: CoordinatorConfig,
+        store: Store,
+        host: ModelHost,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.host = host
+        self.clock = clock
+        self.spool = Spool(cfg.state_dir / "spool")
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._decode_slots = threading.BoundedSemaphore(cfg.max_concurrent_decodes)
+        self._round: Optional[OpenRound] = None
+        self._finished = False
+        self._told_finished: Set[str] = set()
+        self._stopping = threading.Event()
+        self.params: Dict[str, np.ndarray] = {}
+        self.model_frame = b""
+        self.model_sha256 = ""
+        self.last_update_sq_norm: Optional[float] = None
+        self.median_norm: Optional[float] = None
+
+    # ------------------------------------------------------------------ start-up / resume
+    def resume(self) -> None:
+        """Load the last completed checkpoint (or initialise) and abort rounds left open."""
+        aborted = self.store.abort_open_rounds("coordinator restarted while the round was open")
+        for r in aborted:
+            self.spool.discard_round(r)
+            self.store.event("round_aborted", f"round {r} aborted by a restart", round_no=r)
+        last = self.store.last_completed_round()
+        if last is not None and last["checkpoint_path"]:
+            self.params = self.host.load_checkpoint(last["checkpoint_path"])
+            self.last_update_sq_norm = last["update_sq_norm"]
+            log.info("resumed from round %d (%s)", last["round"], last["checkpoint_path"])
+        else:
+            self.params = self.host.init_params(self.cfg.seed)
+        self._set_model(self.params)
+
+    def _set_model(self, params: Dict[str, np.ndarray]) -> None:
+        enc = codec.encode(params, codec.CodecConfig(mode="fp32"))
+        self.params = params
+        self.model_frame = enc.frame
+        self.model_sha256 = enc.sha256
+
+    # ------------------------------------------------------------------ device-facing API
+    def register(self, device_id: str, info: Mapping[str, Any]) -> None:
+        row = self.store.get_device(device_id)
+        if row is not None and row["revoked"]:
+            raise RevokedDevice(f"device {device_id} is revoked; enrol it again to rejoin")
+        if device_id in self.cfg.tls.revoked:
+            raise RevokedDevice(f"device {device_id} is revoked by the coordinator's config")
+        self.store.upsert_device(device_id, info)
+        self.store.event("register", f"device {device_id} registered", device_id=device_id)
+        with self._cond:
+            self._cond.notify_all()
+
+    def _known(self, device_id: str) -> Dict[str, Any]:
+        row = self.store.get_device(device_id)
+        if row is None:
+            raise UnknownDevice(f"device {device_id!r} is not registered: call Register first")
+        if row["revoked"] or device_id in self.cfg.tls.revoked:
+            raise RevokedDevice(f"device {device_id} is revoked")
+        return row
+
+    def wait_assignment(self, device_id: str, last_round: int, timeout_s: float) -> Optional[Any]:
+        """The device's open assignment, None after ``timeout_s`` (WAIT), or FINISHED."""
+        self._known(device_id)
+        self.store.touch_device(device_id)
+        end = time.monotonic() + max(0.0, timeout_s)
+        with self._cond:
+            while True:
+                r = self._round
+                if (
+                    r is not None
+                    and not r.closed
+                    and device_id in r.assignments
+                    and r.number > last_round
+                    and device_id not in r.accepted
+                ):
+                    return r.assignments[device_id]
+                if self._finished:
+                    self._told_finished.add(device_id)
+                    return FINISHED
+                left = end - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    return None
+                self._cond.wait(min(left, 1.0))
+
+    def model_for(self, device_id: str, round_no: int) -> bytes:
+        self._known(device_id)
+        with self._lock:
+            r = self._round
+            if r is None or r.number != round_no or r.closed:
+                raise StaleRound(f"round {round_no} is not open")
+            if device_id not in r.assignments:
+                raise NotAssigned(f"device {device_id} has no part in round {round_no}")
+            return self.model_frame
+
+    def _check_upload_allowed(self, device_id: str, round_no: int) -> OpenRound:
+        r = self._round
+        if r is None or r.number != round_no:
+            current = "none" if r is None else str(r.number)
+            raise StaleRound(f"round {round_no} is not open (open round: {current})")
+        if r.closed or self.clock() > r.deadline_unix:
+            raise StaleRound(f"round {round_no} closed at its deadline; the update was late")
+        if device_id not in r.assignments:
+            raise NotAssigned(f"device {device_id} has no part in round {round_no}")
+        if device_id in r.accepted:
+            raise DuplicateUpload(f"an update from {device_id} for round {round_no} was accepted")
+        return r
+
+    def upload_status(self, device_id: str, round_no: int, sha256: str) -> tuple:
+        self._known(device_id)
+        with self._lock:
+            r = self._round
+            if r is not None and r.number == round_no and device_id in r.accepted:
+                return (0, True)
+        up = self.store.get_upload(round_no, device_id)
+        if up is not None:
+            return (up["total_bytes"], True)
+        return (self.spool.received(round_no, device_id, sha256), False)
+
+    def receive_upload(self, device_id: str, manifest: Manifest, chunks: Iterable[bytes]) -> int:
+        """Spool, verify, decode and add an update; returns the bytes received."""
+        self._known(device_id)
+        validate_manifest(manifest, self.cfg.max_update_bytes)
+        with self._lock:
+            r = self._check_upload_allowed(device_id, manifest.round)
+            a = r.assignments[device_id]
+            if manifest.mode != a.mode or (a.mode == "stochastic" and manifest.bits != a.bits):
+                raise InvalidRequest(
+                    f"assigned {a.mode} at {a.bits} bits, manifest says "
+                    f"{manifest.mode} at {manifest.bits} bits"
+                )
+        path = self.spool.receive(manifest, device_id, chunks)
+        try:
+            with self._decode_slots:
+                frame = path.read_bytes()
+                try:
+                    update = codec.decode(
+                        frame,
+                        max_frame_bytes=self.cfg.max_update_bytes,
+                        max_decoded_bytes=self._decoded_limit(),
+                        template=template_of(self.params),
+                    )
+                except codec.CodecError as e:
+                    raise InvalidUpdate(f"update frame rejected by the codec: {e}") from e
+                del frame
+                with self._lock:
+                    r = self._check_upload_allowed(device_id, manifest.round)
+                    self._check_norm(update, r)
+                    sq = r.aggregator.add(update, manifest.samples)
+                    r.norms.append(math.sqrt(sq))
+                    r.accepted.add(device_id)
+                    self.store.record_upload(
+                        manifest.round,
+                        device_id,
+                        manifest.sha256,
+                        manifest.total_bytes,
+                        manifest.samples,
+                    )
+                    self.store.set_assignment_status(manifest.round, device_id, "uploaded")
+                    self._cond.notify_all()
+        finally:
+            path.unlink(missing_ok=True)
+        return manifest.total_bytes
+
+    def _decoded_limit(self) -> int:
+        total = sum(int(v.nbytes) for v in self.params.values())
+        return 2 * total + (1 << 20)
+
+    def _check_norm(self, update: Mapping[str, np.ndarray], r: OpenRound) -> None:
+        ratio = self.cfg.max_update_norm_ratio
+        if ratio <= 0 or self.median_norm is None or self.median_norm <= 0:
+            return
+        norm = math.sqrt(
+            sum(
+                float(np.sum(v.astype(np.float64) ** 2))
+                for v in update.values()
+                if v.dtype.kind == "f"
+            )
+        )
+        if norm > ratio * self.median_norm:
+            raise InvalidUpdate(
+                f"update norm {norm:.3g} is {norm / self.median_norm:.1f}x the median of recent "
+                f"updates ({self.median_norm:.3g}); refused (limit {ratio}x)"
+            )
+
+    def record_report(self, device_id: str, round_no: int, fields: Mapping[str, Any]) -> None:
+        self._known(device_id)
+        assigned = [a for a in self.store.assignments(round_no) if a["device_id"] == device_id]
+        if not assigned:
+            raise NotAssigned(f"device {device_id} had no part in round {round_no}")
+        self.store.record_report(round_no, device_id, fields)
+        with self._cond:
+            if self._round is not None and self._round.number == round_no:
+                self._round.reported.add(device_id)
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the driver
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def linger(self, seconds: float) -> None:
+        """Keep answering (FINISHED) for up to ``seconds`` so agents can exit cleanly."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while time.monotonic() < end and not self._stopping.is_set():
+                live = {d["id"] for d in self.live_devices()}
+                if live <= self._told_finished:
+                    return
+                self._cond.wait(min(0.2, max(0.0, end - time.monotonic())))
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def live_devices(self) -> List[Dict[str, Any]]:
+        now = self.clock()
+        return [
+            d
+            for d in self.store.devices()
+            if not d["revoked"]
+            and d["id"] not in self.cfg.tls.revoked
+            and now - d["last_seen"] <= self.cfg.device_timeout_s
+        ]
+
+    def run(self, on_round: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
+        """Run rounds until ``cfg.rounds`` have completed or :meth:`stop` is called."""
+        while not self._stopping.is_set():
+            if self.store.completed_rounds() >= self.cfg.rounds:
+                break
+            devices = self._wait_for_devices()
+            if devices is None:
+                break
+            summary = self.run_round(devices)
+            if on_round is not None:
+                on_round(summary)
+        with self._cond:
+            self._finished = self.store.completed_rounds() >= self.cfg.rounds
+            self._cond.notify_all()
+
+    def _wait_for_devices(self) -> Optional[List[Dict[str, Any]]]:
+        announced = -1
+        while not self._stopping.is_set():
+            live = self.live_devices()
+            if len(live) >= self.cfg.min_devices:
+                return live
+            if len(live) != announced:
+                log.info("waiting for devices: %d of %d connected", len(live), self.cfg.min_devices)
+                announced = len(live)
+            with self._cond:
+                self._cond.wait(1.0)
+        return None
+
+    def run_round(self, devices: List[Dict[str, Any]]) -> Dict[str, Any]:
+        number = self.store.next_round_number()
+        plan: RoundPlan = plan_round(self.cfg, devices, self.params, self.last_update_sq_norm)
+        now = self.clock()
+        deadline_unix = now + plan.deadline_s
+        assignments: Dict[str, DeviceAssignment] = {}
+        for i, d in enumerate(plan.devices):
+            assignments[d.device_id] = DeviceAssignment(
+                round=number,
+                device_id=d.device_id,
+                mode=d.mode,
+                bits=d.bits,
+                freq_hz=d.freq_hz,
+                local_steps=self.cfg.local_steps,
+                batch_size=self.cfg.batch_size,
+                learning_rate=self.cfg.learning_rate,
+                block_size=self.cfg.block_size,
+                deadline_unix=deadline_unix,
+                deadline_s=plan.deadline_s,
+                model_sha256=self.model_sha256,
+                seed=self.cfg.seed * 1_000_003 + number * 1009 + i,
+                predicted_energy_j=d.energy_j,
+                scheme=self.cfg.scheme,
+            )
+        self.store.open_round(
+            number,
+            {
+                "scheme": self.cfg.scheme,
+                "deadline_s": plan.deadline_s,
+                "error_budget": plan.error_budget,
+                "multiplier": plan.multiplier,
+                "predicted_error": plan.error,
+                "predicted_energy_j": plan.total_energy_j,
+                "start_sha256": self.model_sha256,
+                "participants": len(assignments),
+                "note": plan.note,
+            },
+        )
+        for d in plan.devices:
+            self.store.add_assignment(
+                number,
+                d.device_id,
+                {
+                    "mode": d.mode,
+                    "bits": d.bits,
+                    "freq_hz": d.freq_hz,
+                    "local_steps": self.cfg.local_steps,
+                    "predicted_energy_j": d.energy_j,
+                    "predicted_compute_j": d.compute_energy_j,
+                    "predicted_comm_j": d.comm_energy_j,
+                    "predicted_time_s": d.time_s,
+                },
+            )
+        for skipped, why in plan.excluded.items():
+            self.store.event("excluded", why, device_id=skipped, round_no=number)
+        template = template_of(self.params)
+        with self._cond:
+            self._round = OpenRound(
+                number=number,
+                scheme=self.cfg.scheme,
+                deadline_unix=deadline_unix,
+                assignments=assignments,
+                aggregator=RunningFedAvg(template),
+            )
+            self._cond.notify_all()
+        log.info(
+            "round %d open: %d devices, deadline %.1f s, %s",
+            number,
+            len(assignments),
+            plan.deadline_s,
+            plan.summary(),
+        )
+        return self._collect_and_close(number)
+
+    def _collect_and_close(self, number: int) -> Dict[str, Any]:
+        with self._cond:
+            r = self._round
+            assert r is not None
+            while not self._stopping.is_set():
+                everyone = set(r.assignments)
+                if r.accepted == everyone and r.reported >= everyone:
+                    break
+                if self.clock() > r.deadline_unix:
+                    break
+                self._cond.wait(0.5)
+            r.closed = True
+            self._cond.notify_all()
+            accepted = set(r.accepted)
+            late = sorted(set(r.assignments) - accepted)
+        if self._stopping.is_set():
+            self.store.update_round(
+                number,
+                {"status": "aborted", "closed_at": self.clock(), "note": "coordinator stopped"},
+            )
+            self.spool.discard_round(number)
+            return {"round": number, "status": "aborted"}
+        for dev in late:
+            self.store.set_assignment_status(number, dev, "late")
+            self.store.event(
+                "late",
+                f"{dev} missed the deadline of round {number}",
+                device_id=dev,
+                round_no=number,
+            )
+        self._wait_reports(r, accepted)
+        self.spool.discard_round(number)
+        needed = max(1, math.ceil(self.cfg.min_fraction * len(r.assignments)))
+        if len(accepted) < needed:
+            self.store.update_round(
+                number,
+                {
+                    "status": "failed",
+                    "closed_at": self.clock(),
+                    "arrived": len(accepted),
+                    "note": f"only {len(accepted)} of {len(r.assignments)} updates arrived "
+                    f"(needed {needed})",
+                },
+            )
+            log.warning("round %d failed: %d of %d updates", number, len(accepted), needed)
+            return {"round": number, "status": "failed", "arrived": len(accepted)}
+        new_params, sq = r.aggregator.apply(self.params)
+        quality = self.host.evaluate(new_params, seed=self.cfg.seed + number)
+        ckpt = self.host.save_checkpoint(new_params, self.cfg.state_dir / "checkpoints", number)
+        self._set_model(new_params)
+        self.last_update_sq_norm = sq
+        if r.norms:
+            self.median_norm = float(np.median(r.norms))
+        self.store.update_round(
+            number,
+            {
+                "status": "completed",
+                "closed_at": self.clock(),
+                "arrived": len(accepted),
+                "result_sha256": self.model_sha256,
+                "checkpoint_path": str(ckpt),
+                "quality_fd": quality.get("fd"),
+                "quality_floor": quality.get("floor"),
+                "quality_noise": quality.get("noise"),
+                "update_sq_norm": sq,
+            },
+        )
+        for dev in accepted:
+            refit_device(self.store, dev, self.cfg)
+        log.info(
+            "round %d completed: %d updates, FD %.3g",
+            number,
+            len(accepted),
+            quality.get("fd", float("nan")),
+        )
+        return {"round": number, "status": "completed", "arrived": len(accepted), **quality}
+
+    def _wait_reports(self, r: OpenRound, accepted: Set[str]) -> None:
+        end = time.monotonic() + self.cfg.grace_s
+        with self._cond:
+            while not accepted <= r.reported and time.monotonic() < end:
+                if self._stopping.is_set():
+                    return
+                self._cond.wait(0.2)

@@ -1,0 +1,71 @@
+"""Domain errors of the coordinator, each mapped to one gRPC status by the servicer.
+
+::
+
+    CoordinatorError                    (INTERNAL)
+    ├── UnknownDevice                   (PERMISSION_DENIED) not enrolled / no identity
+    ├── RevokedDevice                   (PERMISSION_DENIED) enrolled, then revoked
+    ├── NotAssigned                     (FAILED_PRECONDITION) device has no part in this round
+    ├── StaleRound                      (FAILED_PRECONDITION) round closed, aborted or not open yet
+    ├── DuplicateUpload                 (ALREADY_EXISTS) update for this round already accepted
+    ├── UploadTooLarge                  (RESOURCE_EXHAUSTED) manifest or stream over a limit
+    ├── UploadIncomplete                (FAILED_PRECONDITION) stream ended early; resume possible
+    ├── ChecksumMismatch                (DATA_LOSS) sha256 of the received frame differs
+    ├── InvalidUpdate                   (INVALID_ARGUMENT) undecodable, wrong shapes, NaN, ...
+    ├── InvalidRequest                  (INVALID_ARGUMENT) malformed field in a request
+    └── Unavailable                     (UNAVAILABLE) shutting down / try again later
+
+Every refusal carries a message a user can act on; the servicer sends it as the status detail.
+"""
+
+from __future__ import annotations
+
+
+class CoordinatorError(Exception):
+    """Base of all coordinator refusals."""
+
+    code_name = "INTERNAL"
+
+
+class UnknownDevice(CoordinatorError):
+    code_name = "PERMISSION_DENIED"
+
+
+class RevokedDevice(CoordinatorError):
+    code_name = "PERMISSION_DENIED"
+
+
+class NotAssigned(CoordinatorError):
+    code_name = "FAILED_PRECONDITION"
+
+
+class StaleRound(CoordinatorError):
+    code_name = "FAILED_PRECONDITION"
+
+
+class DuplicateUpload(CoordinatorError):
+    code_name = "ALREADY_EXISTS"
+
+
+class UploadTooLarge(CoordinatorError):
+    code_name = "RESOURCE_EXHAUSTED"
+
+
+class UploadIncomplete(CoordinatorError):
+    code_name = "FAILED_PRECONDITION"
+
+
+class ChecksumMismatch(CoordinatorError):
+    code_name = "DATA_LOSS"
+
+
+class InvalidUpdate(CoordinatorError):
+    code_name = "INVALID_ARGUMENT"
+
+
+class InvalidRequest(CoordinatorError):
+    code_name = "INVALID_ARGUMENT"
+
+
+class Unavailable(CoordinatorError):
+    code_name = "UNAVAILABLE"

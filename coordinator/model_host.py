@@ -1,0 +1,95 @@
+"""The global model on the coordinator: architecture, initialisation, evaluation, checkpoints.
+
+The engine works on numpy parameter dicts (what the codec carries); this module is the only
+place on the coordinator that touches torch and the DDPM package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ModelHost:
+    """Builds the federated model and scores it with the quality metric."""
+
+    def __init__(
+        self,
+        preset: str,
+        eval_data: str,
+        eval_samples: int,
+        eval_ddim_steps: int,
+        eval_threads: int = 1,
+        schedule_steps: int = 200,
+    ) -> None:
+        from greenfed import ddpm
+
+        self._ddpm = ddpm
+        data = ddpm.load_data(eval_data)
+        c, h, _ = data.shape
+        self.unet_config = ddpm.preset(preset, in_channels=c, image_size=h)
+        self.schedule = ddpm.NoiseSchedule(num_steps=schedule_steps)
+        self.eval_data = eval_data
+        self.eval_samples = eval_samples
+        self.eval_ddim_steps = eval_ddim_steps
+        self.eval_threads = eval_threads
+        self._model = ddpm.build_model(self.unet_config, seed=0)
+        self._metric: Optional[Any] = None
+
+    def config_json(self) -> str:
+        return json.dumps(
+            {"unet": self.unet_config.to_dict(), "schedule": self.schedule.config.to_dict()}
+        )
+
+    def init_params(self, seed: int) -> Dict[str, np.ndarray]:
+        model = self._ddpm.build_model(self.unet_config, seed=seed)
+        return self._ddpm.get_state_arrays(model)
+
+    def evaluate(self, params: Mapping[str, np.ndarray], seed: int) -> Dict[str, float]:
+        """Sample with DDIM and score against held-out images; empty when eval is off."""
+        if self.eval_samples <= 0:
+            return {}
+        ddpm = self._ddpm
+        if self._metric is None:
+            self._metric = ddpm.QualityMetric.for_spec(self.eval_data)
+        ddpm.set_state_arrays(self._model, params)
+        t0 = time.monotonic()
+        images = ddpm.sample(
+            self._model,
+            self.schedule,
+            self.eval_samples,
+            steps=self.eval_ddim_steps,
+            seed=seed,
+            num_threads=self.eval_threads,
+        )
+        score = self._metric.score(images)
+        out = {
+            "fd": float(score.fd),
+            "floor": float(score.floor),
+            "noise": float(score.noise),
+            "eval_s": time.monotonic() - t0,
+        }
+        return {k: v for k, v in out.items() if math.isfinite(v)}
+
+    def save_checkpoint(
+        self, params: Mapping[str, np.ndarray], directory: Path, round_no: int
+    ) -> Path:
+        """Atomic write (temp file + rename) of ``round-NNNN.pt``; returns its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"round-{round_no:04d}.pt"
+        model = self._ddpm.build_model(self.unet_config, seed=0)
+        self._ddpm.set_state_arrays(model, params)
+        self._ddpm.save_checkpoint(path, model, self.schedule, meta={"round": round_no})
+        return path
+
+    def load_checkpoint(self, path: str) -> Dict[str, np.ndarray]:
+        ckpt = self._ddpm.load_checkpoint(path)
+        return self._ddpm.get_state_arrays(ckpt.model)

@@ -1,0 +1,265 @@
+"""From stored device records to one round's plan, and back: the allocator's I/O boundary.
+
+``plan_round`` turns device rows (calibration profiles, refitted coefficients, last update
+ranges) into an allocator :class:`Fleet`, derives the deadline and the error budget, and calls
+the pure allocator. ``refit_device`` folds a device's measured reports back into its
+coefficients after each round (closed loop).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from coordinator.allocator import DeviceCoeffs, Fleet, RoundMeasurement, allocate, refit
+from coordinator.config import CoordinatorConfig, parse_scheme
+from coordinator.store import Store
+from greenfed import codec
+
+log = logging.getLogger(__name__)
+
+NOMINAL_FREQ_HZ = 1.0e9  # used only when a device reports no frequency at all (said in notes)
+
+
+@dataclass
+class PlannedDevice:
+    device_id: str
+    mode: str
+    bits: int
+    freq_hz: float
+    energy_j: float
+    compute_energy_j: float
+    comm_energy_j: float
+    time_s: float
+
+
+@dataclass
+class RoundPlan:
+    deadline_s: float
+    error_budget: float
+    multiplier: Optional[float]
+    error: float
+    total_energy_j: float
+    devices: List[PlannedDevice]
+    excluded: Dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    def summary(self) -> str:
+        bits = ",".join(str(d.bits) for d in self.devices)
+        return f"bits [{bits}], predicted {self.total_energy_j:.3g} J"
+
+
+def _profile(row: Mapping[str, Any]) -> Dict[str, Any]:
+    try:
+        return dict(json.loads(row["profile_json"] or "{}"))
+    except ValueError:
+        return {}
+
+
+def header_bytes_for(params: Mapping[str, np.ndarray], bits: int, block_size: int) -> float:
+    shapes = {k: tuple(v.shape) for k, v in params.items()}
+    return float(codec.header_bytes(shapes, bits=bits, block_size=block_size or None))
+
+
+def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]) -> DeviceCoeffs:
+    """Coefficients from the device's calibration profile (before any refit)."""
+    p = _profile(row)
+    f_max = float(p.get("f_max_hz") or 0.0)
+    f_min = float(p.get("f_min_hz") or 0.0) or f_max
+    if f_max <= 0:
+        f_min = f_max = NOMINAL_FREQ_HZ
+        notes.append(f"{row['id']}: no CPU frequency known, nominal {NOMINAL_FREQ_HZ:g} Hz used")
+    steps = tuple(float(s) for s in p.get("f_steps_hz") or ())
+    samples_per_round = cfg.local_steps * cfg.batch_size
+    cps = float(p.get("cycles_per_sample") or 0.0)
+    if cps <= 0:
+        cps = 1e6
+        notes.append(f"{row['id']}: no cycles_per_sample in its profile, 1e6 assumed")
+    rate = float(p.get("uplink_bytes_per_s") or 0.0)
+    if row["link_mbps"]:
+        rate = float(row["link_mbps"]) * 1e6 / 8.0  # emulated link: its configured rate
+    if rate <= 0:
+        rate = 1e6
+        notes.append(f"{row['id']}: no uplink rate measured, 1 MB/s assumed")
+    return DeviceCoeffs(
+        id=str(row["id"]),
+        kappa=max(float(p.get("kappa") or 0.0), 1e-40),
+        cycles=cps * samples_per_round,
+        f_min_hz=f_min,
+        f_max_hz=f_max,
+        uplink_bytes_per_s=rate,
+        energy_per_byte_j=max(float(p.get("energy_per_byte_j") or 0.0), 1e-15),
+        weight_range=cfg.prior_update_range,
+        samples=float(row["samples"]),
+        bits_min=int(row["bits_min"] or 1),
+        bits_max=int(row["bits_max"] or 16),
+        f_steps_hz=tuple(s for s in steps if f_min <= s <= f_max),
+    )
+
+
+def device_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]) -> DeviceCoeffs:
+    """Refitted coefficients where the device has reported, else its profile's."""
+    base = base_coeffs(row, cfg, notes)
+    try:
+        fitted = json.loads(row["coeffs_json"] or "{}")
+    except ValueError:
+        fitted = {}
+    if not fitted:
+        return base
+    keep = ("kappa", "cycles", "uplink_bytes_per_s", "energy_per_byte_j", "weight_range")
+    values = {k: float(fitted[k]) for k in keep if k in fitted and math.isfinite(fitted[k])}
+    if row["link_mbps"]:
+        values.pop("uplink_bytes_per_s", None)  # the emulated rate is known exactly
+    return DeviceCoeffs(**{**base.__dict__, **values})
+
+
+def derive_deadline(
+    cfg: CoordinatorConfig, coeffs: List[DeviceCoeffs], params: int, header: float
+) -> float:
+    """Fixed, or factor x the slowest device's fastest possible round (lowest bits, f_max)."""
+    if cfg.deadline_s is not None:
+        return float(cfg.deadline_s)
+    fastest = [
+        c.cycles / c.f_max_hz + (params * c.bits_min / 8.0 + header) / c.uplink_bytes_per_s
+        for c in coeffs
+    ]
+    return max(cfg.deadline_min_s, cfg.deadline_factor * max(fastest, default=0.0))
+
+
+def error_budget(cfg: CoordinatorConfig, params: int, last_sq_norm: Optional[float]) -> float:
+    """Absolute, or a share of the last aggregated update's squared norm.
+
+    Before the first round no update exists: the prior assumes an update whose values spread
+    over ``prior_update_range`` with standard deviation range/4, i.e. ‖Δ‖² ≈ d (R/4)².
+    """
+    if cfg.error_budget is not None:
+        return float(cfg.error_budget)
+    if last_sq_norm is not None and last_sq_norm > 0:
+        return cfg.error_budget_rel * float(last_sq_norm)
+    return cfg.error_budget_rel * params * (cfg.prior_update_range / 4.0) ** 2
+
+
+def plan_round(
+    cfg: CoordinatorConfig,
+    devices: List[Mapping[str, Any]],
+    params: Mapping[str, np.ndarray],
+    last_sq_norm: Optional[float],
+) -> RoundPlan:
+    notes: List[str] = []
+    d = int(sum(int(v.size) for v in params.values()))
+    fixed = parse_scheme(cfg.scheme)
+    header = header_bytes_for(params, fixed or 8, cfg.block_size)
+    coeffs = [device_coeffs(row, cfg, notes) for row in devices]
+    deadline = derive_deadline(cfg, coeffs, d, header)
+    budget = error_budget(cfg, d, last_sq_norm)
+    excluded: Dict[str, str] = {}
+    plan = None
+    while coeffs:
+        fleet = Fleet(
+            params=d,
+            deadline_s=deadline,
+            error_budget=budget,
+            devices=tuple(coeffs),
+            header_bytes=header,
+            tensors=len(params),
+        )
+        plan = allocate(fleet, cfg.scheme)
+        late = {
+            p.device_id for p in plan.infeasible if p.kind == "deadline" and p.device_id is not None
+        }
+        if not late:
+            break
+        for p in plan.infeasible:
+            if p.device_id in late:
+                excluded[p.device_id] = p.message
+        coeffs = [c for c in coeffs if c.id not in late]
+    if plan is None or not coeffs:
+        # Every device is too slow for the deadline: give them all the round anyway, at their
+        # lowest bits; those that miss it are recorded as late.
+        coeffs = [device_coeffs(row, cfg, notes) for row in devices]
+        fleet = Fleet(
+            params=d,
+            deadline_s=deadline,
+            error_budget=budget,
+            devices=tuple(coeffs),
+            header_bytes=header,
+            tensors=len(params),
+        )
+        plan = allocate(fleet, "fp32" if cfg.scheme == "fp32" else f"fixed-{fixed or 1}")
+        notes.append("no device can meet the deadline; all assigned anyway")
+        excluded = {}
+    for p in plan.infeasible:
+        if p.kind != "deadline":
+            notes.append(p.message)
+    planned = [
+        PlannedDevice(
+            device_id=dp.id,
+            mode="fp32" if cfg.scheme == "fp32" else "stochastic",
+            bits=32 if cfg.scheme == "fp32" else int(dp.bits),
+            freq_hz=float(dp.freq_hz),
+            energy_j=float(dp.energy_j),
+            compute_energy_j=float(dp.compute_energy_j),
+            comm_energy_j=float(dp.comm_energy_j),
+            time_s=float(dp.time_s),
+        )
+        for dp in plan.devices
+    ]
+    return RoundPlan(
+        deadline_s=deadline,
+        error_budget=budget,
+        multiplier=plan.multiplier,
+        error=float(plan.error),
+        total_energy_j=float(plan.total_energy_j),
+        devices=planned,
+        excluded=excluded,
+        note="; ".join(notes)[:2000],
+    )
+
+
+def measurement_of(report: Mapping[str, Any]) -> Optional[RoundMeasurement]:
+    needed = (
+        "compute_dynamic_j",
+        "compute_time_s",
+        "mean_freq_hz",
+        "samples",
+        "bytes_up",
+        "comm_time_s",
+        "comm_dynamic_j",
+    )
+    if any(report.get(k) is None for k in needed):
+        return None
+    return RoundMeasurement(
+        compute_energy_dynamic_j=float(report["compute_dynamic_j"]),
+        compute_time_s=float(report["compute_time_s"]),
+        mean_freq_hz=float(report["mean_freq_hz"]),
+        samples=float(report["samples"]),
+        bytes_up=float(report["bytes_up"]),
+        comm_time_s=float(report["comm_time_s"]),
+        comm_energy_dynamic_j=float(report["comm_dynamic_j"]),
+    )
+
+
+def refit_device(store: Store, device_id: str, cfg: CoordinatorConfig) -> None:
+    """Refit a device's coefficients from its recent reports (oldest first) and store them."""
+    row = store.get_device(device_id)
+    if row is None:
+        return
+    reports = list(reversed(store.device_reports(device_id)))
+    measurements = [m for m in (measurement_of(r) for r in reports) if m is not None]
+    notes: List[str] = []
+    base = base_coeffs(row, cfg, notes)
+    fitted = refit(base, measurements, samples_per_round=cfg.local_steps * cfg.batch_size)
+    out = {
+        k: float(getattr(fitted, k))
+        for k in ("kappa", "cycles", "uplink_bytes_per_s", "energy_per_byte_j")
+    }
+    ranges = [r["update_range"] for r in reports if r.get("update_range")]
+    if ranges:
+        out["weight_range"] = float(ranges[-1])
+    out = {k: v for k, v in out.items() if math.isfinite(v) and v > 0}
+    store.set_device_coeffs(device_id, out)

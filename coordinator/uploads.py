@@ -1,0 +1,130 @@
+"""Receiving one update stream: spool to disk, enforce declared sizes, verify sha256.
+
+Chunks go to a spool file per (round, device) as they arrive, so the coordinator holds no
+update in memory while streams are open, and an interrupted stream can resume from the bytes
+already on disk. Nothing is decompressed here: sizes are checked against the manifest and the
+configured limit first, the checksum next; decoding (bounded) happens in the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from coordinator.errors import (
+    ChecksumMismatch,
+    InvalidRequest,
+    UploadIncomplete,
+    UploadTooLarge,
+)
+
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    round: int
+    total_bytes: int
+    sha256: str
+    offset: int
+    samples: int
+    bits: int
+    mode: str
+
+
+def validate_manifest(m: Manifest, max_bytes: int) -> None:
+    if m.total_bytes <= 0:
+        raise InvalidRequest(f"manifest total_bytes must be > 0, got {m.total_bytes}")
+    if m.total_bytes > max_bytes:
+        raise UploadTooLarge(
+            f"declared update size {m.total_bytes} B exceeds the limit of {max_bytes} B"
+        )
+    if not _SHA_RE.match(m.sha256):
+        raise InvalidRequest("manifest sha256 must be 64 lowercase hex characters")
+    if m.offset < 0 or m.offset > m.total_bytes:
+        raise InvalidRequest(f"manifest offset {m.offset} outside 0..{m.total_bytes}")
+    if m.samples <= 0 or m.samples > 10**9:
+        raise InvalidRequest(f"manifest samples must be in 1..1e9, got {m.samples}")
+    if m.mode not in ("stochastic", "fp32", "fp16"):
+        raise InvalidRequest(f"manifest mode {m.mode!r} is not stochastic, fp32 or fp16")
+
+
+class Spool:
+    """Spool files under ``root``: ``<round>-<device>-<sha>.part``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, round_no: int, device_id: str, sha256: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", device_id)[:64]
+        return self.root / f"{round_no}-{safe}-{sha256[:16]}.part"
+
+    def received(self, round_no: int, device_id: str, sha256: str) -> int:
+        p = self.path(round_no, device_id, sha256)
+        return p.stat().st_size if p.exists() else 0
+
+    def discard(self, round_no: int, device_id: str, sha256: str) -> None:
+        self.path(round_no, device_id, sha256).unlink(missing_ok=True)
+
+    def discard_round(self, round_no: int) -> None:
+        for p in self.root.glob(f"{round_no}-*.part"):
+            p.unlink(missing_ok=True)
+
+    def receive(self, manifest: Manifest, device_id: str, chunks: Iterable[bytes]) -> Path:
+        """Append ``chunks`` after ``manifest.offset``; returns the complete, verified file.
+
+        Raises UploadTooLarge for a stream longer than its manifest (spool discarded),
+        UploadIncomplete when the stream ends early (spool kept for a resume), and
+        ChecksumMismatch when the complete frame's sha256 differs (spool discarded).
+        """
+        path = self.path(manifest.round, device_id, manifest.sha256)
+        have = path.stat().st_size if path.exists() else 0
+        if manifest.offset != have:
+            if manifest.offset == 0:
+                have = 0  # the agent starts over: drop what we had
+            else:
+                raise UploadIncomplete(
+                    f"resume offset {manifest.offset} does not match the {have} bytes held; "
+                    f"ask UploadStatus and resume from there"
+                )
+        received = have
+        with open(path, "r+b" if have else "wb") as fh:
+            fh.seek(have)
+            fh.truncate()
+            for data in chunks:
+                received += len(data)
+                if received > manifest.total_bytes:
+                    fh.close()
+                    path.unlink(missing_ok=True)
+                    raise UploadTooLarge(
+                        f"stream carries more than its declared {manifest.total_bytes} B"
+                    )
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if received < manifest.total_bytes:
+            raise UploadIncomplete(
+                f"stream ended after {received} of {manifest.total_bytes} B; "
+                f"resume from byte {received}"
+            )
+        digest = _sha256_file(path)
+        if digest != manifest.sha256:
+            path.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"sha256 of the received frame is {digest[:16]}…, the manifest declared "
+                f"{manifest.sha256[:16]}…; the update was discarded, upload it again"
+            )
+        return path
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
