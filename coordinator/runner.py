@@ -42,6 +42,10 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
     store = Store(cfg.state_dir / "greenfed.sqlite")
     if store.get_meta("run_id") is None:
         store.set_meta("run_id", uuid.uuid4().hex[:12])
+    if cfg.metrics_port > 0:  # Prometheus metrics, read from the store at scrape time
+        from coordinator.metrics import listen_host, serve_metrics
+
+        serve_metrics(store, listen_host(cfg.listen), cfg.metrics_port)
     host = ModelHost(
         cfg.model_preset, cfg.eval_data, cfg.eval_samples, cfg.eval_ddim_steps, cfg.eval_threads
     )
