@@ -208,6 +208,8 @@ def unpack(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
     """Inverse of :func:`pack`: ``n`` symbols (uint8 or uint16) from ``packed_nbytes(n, bits)``
     bytes. The caller guarantees the length (the frame decoder checks it before calling)."""
     buf = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    if bits == 8:
+        return buf[:n]  # the bytes are the symbols: no copy (read-only if ``packed`` is)
     if bits <= 8:
         sym = np.empty(n, dtype=np.uint8)
         _unpack_stream_chunked(buf, bits, n, sym)

@@ -147,7 +147,8 @@ def _tensor(entry: TensorEntry, data: np.ndarray, bits: int, block: int) -> np.n
                 values = values.astype(entry.dtype)
         return values.reshape(entry.shape)
     if entry.encoding == ENC_FP16:
-        return data.view("<f2").astype(entry.dtype).reshape(entry.shape)
+        with np.errstate(invalid="ignore"):  # forged payloads may hold signalling NaNs
+            return data.view("<f2").astype(entry.dtype).reshape(entry.shape)
     if entry.dtype == np.bool_:
         return (data != 0).reshape(entry.shape)
     le = entry.dtype.newbyteorder("<")

@@ -287,31 +287,51 @@ def parse_manifest(buf: bytes) -> Manifest:
             raw = r.take(8 * groups, f"tensor {name!r}'s scales ({groups} groups)")
             offsets = np.frombuffer(raw, dtype="<f4", count=groups).astype(np.float32)
             steps = np.frombuffer(raw, dtype="<f4", offset=4 * groups).astype(np.float32)
-            # the grid's top must fit the output dtype (float16 rounds up to 65504 * (1 + 2**-11))
-            limit = float(np.finfo(entry.dtype).max) * (1 + 2.0**-12)
-            limit = min(limit, float(np.finfo(np.float32).max))
-            with np.errstate(all="ignore"):
-                top = offsets.astype(np.float64) + steps.astype(np.float64) * levels
-                valid = (
-                    np.all(np.isfinite(offsets))
-                    and np.all(np.isfinite(steps))
-                    and np.all(steps >= 0)
-                    and np.all(np.abs(offsets) <= limit)
-                    and np.all(np.abs(top) <= limit)
-                )
-            if not valid:
-                raise InvalidScaleError(
-                    f"tensor {name!r} has a non-finite offset, or a negative or non-finite "
-                    f"step, or a grid beyond {entry.dtype}'s range: the sender's update holds "
-                    "NaN/inf or the frame was forged"
-                )
             entry.offsets, entry.steps = offsets, steps
         tensors.append(entry)
     if r.pos != len(buf):
         raise ManifestError(
             f"manifest has {len(buf) - r.pos} unexplained bytes after its {n_tensors} tensors"
         )
+    _check_scales([t for t in tensors if t.encoding == ENC_QUANT], levels)
     return Manifest(mode, bits, block_size, tensors)
+
+
+def _check_scales(quantized: List[TensorEntry], levels: int) -> None:
+    """All tensors' grids at once (one vectorised pass; state dicts hold many small tensors):
+    offsets finite, steps finite and >= 0, and the grid's top inside the output dtype's range
+    (float16 rounds values up to 65504 * (1 + 2**-11) down to 65504, so allow that slack)."""
+    if not quantized:
+        return
+    f32_max = float(np.finfo(np.float32).max)
+    with np.errstate(all="ignore"):  # forged bytes may hold signalling NaNs
+        offsets = np.concatenate([t.offsets for t in quantized]).astype(np.float64)  # type: ignore[misc]
+        steps = np.concatenate([t.steps for t in quantized]).astype(np.float64)  # type: ignore[misc]
+    limits = np.concatenate(
+        [
+            np.full(t.offsets.size, min(float(np.finfo(t.dtype).max) * (1 + 2.0**-12), f32_max))  # type: ignore[union-attr]
+            for t in quantized
+        ]
+    )
+    with np.errstate(all="ignore"):
+        ok = (
+            np.isfinite(offsets)
+            & np.isfinite(steps)
+            & (steps >= 0)
+            & (np.abs(offsets) <= limits)
+            & (np.abs(offsets + steps * levels) <= limits)
+        )
+    if ok.all():
+        return
+    first = int(np.argmin(ok))
+    for t in quantized:
+        if first < t.offsets.size:  # type: ignore[union-attr]
+            raise InvalidScaleError(
+                f"tensor {t.name!r} has a non-finite offset, or a negative or non-finite "
+                f"step, or a grid beyond {t.dtype}'s range: the sender's update holds "
+                "NaN/inf or the frame was forged"
+            )
+        first -= t.offsets.size  # type: ignore[union-attr]
 
 
 TensorSpec = Union[int, Tuple[str, Sequence[int]]]

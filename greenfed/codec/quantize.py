@@ -271,8 +271,8 @@ def dequantize(
     if n == 0:
         return out
     if block_size <= 0 or block_size >= n:
-        step = steps[:1].astype(np.float32)
-        lo = offsets[:1].astype(np.float32)
+        step = np.float32(steps[0])
+        lo = np.float32(offsets[0])
         for start in range(0, n, CHUNK):
             part = out[start : start + CHUNK]
             np.multiply(symbols[start : start + CHUNK], step, out=part, dtype=np.float32)

@@ -375,3 +375,15 @@ def test_trailing_bytes_after_the_zstd_frame_are_refused() -> None:
             _decompress_streaming(zstandard.ZstdDecompressor(), memoryview(stored + tail), raw)
     with pytest.raises(DecompressionError):
         decode(replace_payload(frame, stored[:-3], raw), **LIMITS)
+
+
+def test_signalling_nans_in_a_forged_fp16_payload_raise_no_warning() -> None:
+    """pytest turns warnings into errors here: a forged frame must not make numpy warn."""
+    nan_bits = np.array([0x7C01, 0xFC01, 0x7E00], dtype="<u2")  # signalling and quiet NaNs
+    sd = {"x": np.zeros(3, dtype=np.float32)}
+    frame = encode(sd, CodecConfig(mode="fp16", zstd_level=None)).frame
+    (manifest_bytes,) = struct.unpack_from("<I", frame, OFF_MANIFEST)
+    start = FIXED_HEADER_BYTES + manifest_bytes
+    forged = reseal(frame[:start] + nan_bits.tobytes() + frame[start + 6 :])
+    out = decode(forged, **LIMITS)["x"]
+    assert out.dtype == np.float32 and np.isnan(out).all()
