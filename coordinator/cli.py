@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["serve", "plan", "simulate"]
+SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

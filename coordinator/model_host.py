@@ -29,6 +29,7 @@ class ModelHost:
         eval_ddim_steps: int,
         eval_threads: int = 1,
         schedule_steps: int = 200,
+        feature_weights: Optional[str] = None,
     ) -> None:
         from greenfed import ddpm
 
@@ -41,6 +42,7 @@ class ModelHost:
         self.eval_samples = eval_samples
         self.eval_ddim_steps = eval_ddim_steps
         self.eval_threads = eval_threads
+        self.feature_weights = feature_weights
         self._model = ddpm.build_model(self.unet_config, seed=0)
         self._metric: Optional[Any] = None
 
@@ -59,7 +61,14 @@ class ModelHost:
             return {}
         ddpm = self._ddpm
         if self._metric is None:
-            self._metric = ddpm.QualityMetric.for_spec(self.eval_data)
+            if self.eval_data.startswith("digits"):
+                self._metric = ddpm.QualityMetric()
+            else:  # other data: needs its own feature weights (docs/ddpm.md)
+                self._metric = ddpm.QualityMetric(
+                    train=ddpm.load_data(self.eval_data),
+                    heldout=ddpm.load_data(self.eval_data),
+                    feature_weights=self.feature_weights,
+                )
         ddpm.set_state_arrays(self._model, params)
         t0 = time.monotonic()
         images = ddpm.sample(

@@ -11,6 +11,12 @@ def _fmt(v: Optional[float], spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _dyn(rep: Dict[str, Any]) -> Optional[float]:
+    """Measured dynamic (above idle) energy of compute + communication: what is predicted."""
+    parts = [rep.get("compute_dynamic_j"), rep.get("comm_dynamic_j")]
+    return None if all(p is None for p in parts) else sum(p or 0.0 for p in parts)
+
+
 def round_table(store: Store, round_no: int) -> str:
     """Per-device lines of one round: bits, frequency, energy with its source, bytes."""
     r = store.get_round(round_no)
@@ -30,7 +36,7 @@ def round_table(store: Store, round_no: int) -> str:
     )
     lines.append(
         f"  {'device':<10} {'bits':>4} {'MHz':>6} {'compute J':>10} {'comm J':>8} "
-        f"{'pred J':>8} {'bytes':>9} {'status':<9} power source"
+        f"{'dyn J':>7} {'pred J':>7} {'bytes':>9} {'status':<9} power source"
     )
     for a in store.assignments(round_no):
         rep: Dict[str, Any] = reports.get(a["device_id"], {})
@@ -45,7 +51,8 @@ def round_table(store: Store, round_no: int) -> str:
         lines.append(
             f"  {a['device_id']:<10} {a['bits']:>4} {a['freq_hz'] / 1e6:>6.0f} "
             f"{_fmt(rep.get('compute_energy_j')):>10} {_fmt(rep.get('comm_energy_j')):>8} "
-            f"{_fmt(a['predicted_energy_j']):>8} {rep.get('bytes_up') or 0:>9} "
+            f"{_fmt(_dyn(rep)):>7} {_fmt(a['predicted_energy_j']):>7} "
+            f"{rep.get('bytes_up') or 0:>9} "
             f"{a['status']:<9} {source}"
         )
     return "\n".join(lines)
