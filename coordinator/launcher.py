@@ -81,13 +81,13 @@ class LocalRun:
             values["uplink_mbps"] = float(spec.uplink_mbps)
         values.update(extra or {})
         write_toml(cfg_path, values)
-        log = open(logs / f"{spec.device_id}.log", "ab")
-        self.agents[spec.device_id] = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_env(spec.threads),
-        )
+        with open(logs / f"{spec.device_id}.log", "ab") as log:  # the child keeps its copy
+            self.agents[spec.device_id] = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_env(spec.threads),
+            )
         self.agent_specs[spec.device_id] = spec
 
     def wait(self, timeout_s: Optional[float] = None) -> int:
