@@ -17,6 +17,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -29,7 +30,7 @@ import zstandard  # noqa: E402
 from greenfed.codec import CodecConfig, decode, encode  # noqa: E402
 from greenfed.codec.quantize import quantize  # noqa: E402
 
-LIMITS = {"max_frame_bytes": 1 << 32, "max_decoded_bytes": 1 << 33}
+MAX_FRAME, MAX_DECODED = 1 << 32, 1 << 33
 
 
 def cpu_model() -> str:
@@ -135,7 +136,7 @@ def row(label: str, sd: Dict[str, np.ndarray], bits: int, block: int, level: int
     cfg = CodecConfig(bits=bits, block_size=block or None, zstd_level=level, seed=0)
     res = encode(sd, cfg)
     enc_fn = lambda: encode(sd, cfg)  # noqa: E731
-    dec_fn = lambda: decode(res.frame, **LIMITS)  # noqa: E731
+    dec_fn = lambda: decode(res.frame, max_frame_bytes=MAX_FRAME, max_decoded_bytes=MAX_DECODED)  # noqa: E731
     t_enc = median_time(enc_fn, repeats)
     best_enc = BEST[id(enc_fn)]
     t_dec = median_time(dec_fn, repeats)
@@ -221,7 +222,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for lv in (-1, 1, 3, 6, 9):
         cfg = CodecConfig(bits=4, zstd_level=lv, seed=0)
         res = encode(sd, cfg)
-        t = median_time(lambda cfg=cfg: encode(sd, cfg), repeats)
+        t = median_time(functools.partial(encode, sd, cfg), repeats)
         print(f"  level {lv:>2}: zstd payload {len(zstd_payload(res.frame)) / 1e6:.4f} MB, "
               f"encode {mb / t:.0f} MB/s")  # fmt: skip
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import zstandard
@@ -47,7 +47,7 @@ from .quantize import dequantize
 __all__ = ["FrameDecoder", "Template", "decode"]
 
 Buffer = Union[bytes, bytearray, memoryview]
-Template = Mapping[str, Tuple[Sequence[int], "np.dtype | str | type"]]
+Template = Mapping[str, Tuple[Sequence[int], Any]]  # name -> (shape, dtype-like)
 _MAX_WINDOW_LOG = 27  # 128 MiB: zstd's default limit; frames here use far less
 
 

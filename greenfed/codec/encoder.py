@@ -124,7 +124,7 @@ def encode(tensors: Mapping[str, np.ndarray], config: CodecConfig = CodecConfig(
             parts.append(_raw_bytes(arr))
             stats[name] = TensorStats(int(arr.size), 0.0, 0.0, 0.0, "raw")
     manifest = build_manifest(Manifest(config.mode, bits, block, entries))
-    payload = b"".join(memoryview(p) for p in parts)
+    payload = b"".join(p.data for p in parts)
     flags = 0
     stored: bytes = payload
     if config.zstd_level is not None:

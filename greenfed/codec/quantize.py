@@ -218,14 +218,14 @@ def quantize(
     hi = np.concatenate(hi_list)
     offsets, steps = _grid(lo, hi, bits, name)
     inv = _inverse(steps)
-    sq_units = np.zeros(lo.size, dtype=np.float64)
+    sq_rows = np.zeros(lo.size, dtype=np.float64)
     rows = max(1, CHUNK // block_size)
     sym_blocks = symbols[: full * block_size].reshape(full, block_size)
     for r0 in range(0, full, rows):
         r1 = min(full, r0 + rows)
         for c0 in range(0, block_size, CHUNK):  # blocks larger than a chunk: split columns
             c1 = min(block_size, c0 + CHUNK)
-            sq_units[r0:r1] += rounder.round_rows(
+            sq_rows[r0:r1] += rounder.round_rows(
                 blocks[r0:r1, c0:c1],
                 offsets[r0:r1, None],
                 inv[r0:r1, None],
@@ -234,7 +234,7 @@ def quantize(
     if tail:
         for start in range(full * block_size, n, CHUNK):
             stop = min(n, start + CHUNK)
-            sq_units[-1] += rounder.round_rows(
+            sq_rows[-1] += rounder.round_rows(
                 x[start:stop].reshape(1, -1),
                 offsets[-1:, None],
                 inv[-1:, None],
@@ -248,7 +248,7 @@ def quantize(
         symbols,
         offsets,
         steps,
-        float(np.dot(sq_units, step2)),
+        float(np.dot(sq_rows, step2)),
         float(np.dot(counts, step2)) / 4.0,
         float(hi.max()) - float(lo.min()),
     )

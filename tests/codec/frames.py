@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Dict
+from typing import Any, Dict
 
 import numpy as np
 
@@ -15,7 +15,7 @@ OFF_VERSION, OFF_FLAGS, OFF_FRAME, OFF_MANIFEST, OFF_RESERVED, OFF_RAW, OFF_PAYL
     4, 6, 8, 16, 20, 24, 32,
 )  # fmt: skip
 BIG = 1 << 40
-LIMITS = {"max_frame_bytes": 1 << 24, "max_decoded_bytes": 1 << 26}
+LIMITS: Dict[str, Any] = {"max_frame_bytes": 1 << 24, "max_decoded_bytes": 1 << 26}
 
 
 def reseal(frame: bytes) -> bytes:

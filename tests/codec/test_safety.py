@@ -6,7 +6,7 @@ import hashlib
 import random
 import struct
 import tracemalloc
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -317,7 +317,7 @@ def test_fuzz_only_codec_errors_and_bounded_memory() -> None:
     frames = list(small_frames().values())
     rng = random.Random(1234)
     outcomes = {"decoded": 0}
-    limits = {"max_frame_bytes": 1 << 16, "max_decoded_bytes": 1 << 16}
+    limits: Dict[str, Any] = {"max_frame_bytes": 1 << 16, "max_decoded_bytes": 1 << 16}
     tracemalloc.start()
     try:
         for i in range(10_500):
