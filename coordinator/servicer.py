@@ -91,10 +91,12 @@ class FleetServicer(pb_grpc.FleetServicer):
         self.watchdog = StreamWatchdog(engine.cfg.stream_idle_s)
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[str], R]) -> R:
+        device: Optional[str] = None
         try:
-            return fn(device_identity(context, self.tls))
+            device = device_identity(context, self.tls)
+            return fn(device)
         except CoordinatorError as e:
-            self._refuse(context, e)
+            self._refuse(context, e, device)
             raise AssertionError("unreachable") from e  # context.abort raises
         except Exception as e:
             log.exception("internal error")

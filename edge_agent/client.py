@@ -254,11 +254,8 @@ class FleetClient:
         pieces = (
             frame[i : i + self.chunk_bytes] for i in range(offset, len(frame), self.chunk_bytes)
         )
-        # Shape per 16 KiB piece but send whole chunks: pacing without tiny messages.
-        for chunk in pieces:
-            if bucket is not None:
-                for _ in shaped([chunk], bucket):
-                    pass
+        # On an emulated link, bytes trickle out in small paced pieces, as on a slow radio.
+        for part in shaped(pieces, bucket):
             if self.stop.is_set():
                 return
-            yield pb.UploadMessage(chunk=pb.UploadChunk(data=chunk))
+            yield pb.UploadMessage(chunk=pb.UploadChunk(data=part))
