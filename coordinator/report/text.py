@@ -1,0 +1,128 @@
+"""Terminal rendering of a report: the honesty banner, the per-scheme tables, the findings.
+
+The HTML page shows the same rows (``table_rows``) so the terminal and the page never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+from coordinator.report.summary import SchemeSummary
+from coordinator.report.verdict import Finding
+
+
+def _f(v: Optional[float], spec: str = ",.1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def banner(summaries: Sequence[SchemeSummary]) -> List[str]:
+    """Prominent statements about where the figures come from (estimated, emulated)."""
+    lines: List[str] = []
+    est = {s.estimated for s in summaries}
+    sources = sorted({src for s in summaries for src in s.power_sources})
+    if "all" in est or "some" in est:
+        share = "EVERY" if est == {"all"} else "SOME"
+        lines.append(
+            f"{share} ENERGY FIGURE IS ESTIMATED, NOT MEASURED: no power sensor was found, "
+            "so the agents used a utilisation model (power = idle + (max - idle) x CPU "
+            "utilisation, plus a fixed radio power while uploading)."
+        )
+    else:
+        lines.append("Every energy figure was measured by a power sensor (see the sources).")
+    for name, scope in sources:
+        lines.append(f"power source: {name}; scope: {scope}")
+    emu = {s.emulated_link for s in summaries}
+    if "all" in emu or "some" in emu:
+        rates = sorted({r for s in summaries for r in s.link_mbps})
+        lines.append(
+            "LINKS ARE EMULATED: uploads went over loopback, throttled to "
+            + ", ".join(f"{r:g}" for r in rates)
+            + " Mbit/s by each agent; upload energy is the model's power over that time."
+        )
+    return lines
+
+
+ENERGY_HEADER: Tuple[str, ...] = (
+    "scheme", "rounds", "total J", "J/round", "compute J", "upload J",
+    "dynamic J", "dyn J/round", "compute dyn J", "upload dyn J", "predicted dyn J",
+    "pred. error",
+)  # fmt: skip
+DATA_HEADER: Tuple[str, ...] = (
+    "scheme", "bytes up", "bytes/round", "mean bits", "round s", "final FD",
+    "FD floor", "FD noise", "deadline s", "error budget", "estimated", "emulated link",
+)  # fmt: skip
+
+
+def energy_rows(summaries: Sequence[SchemeSummary]) -> List[List[str]]:
+    return [
+        [
+            s.scheme,
+            f"{s.rounds_completed}/{s.rounds_recorded}",
+            _f(s.total_energy_j),
+            _f(s.per_round(s.total_energy_j)),
+            _f(s.compute_energy_j),
+            _f(s.comm_energy_j, ",.2f"),
+            _f(s.total_dynamic_j),
+            _f(s.per_round(s.total_dynamic_j)),
+            _f(s.compute_dynamic_j),
+            _f(s.comm_dynamic_j, ",.2f"),
+            _f(s.predicted_dynamic_j),
+            "-" if s.mean_abs_rel_error is None else f"{s.mean_abs_rel_error:.0%}",
+        ]
+        for s in summaries
+    ]
+
+
+def data_rows(summaries: Sequence[SchemeSummary]) -> List[List[str]]:
+    return [
+        [
+            s.scheme,
+            f"{s.bytes_up:,}",
+            _f(s.per_round(float(s.bytes_up)), ",.0f"),
+            _f(s.mean_bits, ".2f"),
+            _f(s.mean_round_time_s),
+            _f(s.final_fd, ".3f"),
+            _f(s.final_floor, ".3f"),
+            _f(s.final_noise, ".1f"),
+            "/".join(f"{d:.1f}" for d in s.deadline_s) or "-",
+            "/".join(f"{b:.4g}" for b in s.error_budget) or "-",
+            s.estimated,
+            s.emulated_link,
+        ]
+        for s in summaries
+    ]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    out = [
+        "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    ]
+    for r in rows:
+        out.append(
+            "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        )
+    return "\n".join(out)
+
+
+NOTES = (
+    "Energy: 'total' is what the power source gave over the window, 'dynamic' is total minus "
+    "the idle power over the same time; 'upload' is the upload window only (the download "
+    "window is stored in each report's JSON and not counted). Only completed rounds count. "
+    "'pred. error' is the mean of |predicted - measured| / measured dynamic energy per "
+    "device-round."
+)
+
+
+def render(
+    summaries: Sequence[SchemeSummary], found: Sequence[Finding], checks: Sequence[str]
+) -> str:
+    parts = ["== where the numbers come from ==", *banner(summaries), ""]
+    parts += ["== energy per scheme (J) ==", format_table(ENERGY_HEADER, energy_rows(summaries))]
+    parts += [
+        "",
+        "== bytes, bits, time, quality ==",
+        format_table(DATA_HEADER, data_rows(summaries)),
+    ]
+    parts += ["", NOTES, "", "== answers ==", *checks, *(f.line() for f in found)]
+    return "\n".join(parts)
