@@ -77,19 +77,22 @@ def ddpm_state() -> Tuple[Optional[Dict[str, np.ndarray]], str]:
     return floats, "DDPM row: pi-base UNet weights at initialisation (seed 0), float tensors"
 
 
-BEST: Dict[int, float] = {}  # id(fn) -> fastest run, for the "best" columns
+def interleaved_times(fns: List[Callable[[], object]], repeats: int) -> List[List[float]]:
+    """Wall times of each function over ``repeats`` rounds, run round-robin after one warm-up
+    each, so the codec and the reference see the same background load (the machine is shared)."""
+    for fn in fns:
+        fn()
+    times: List[List[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t)
+    return times
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` runs after one warm-up; the fastest run goes to BEST."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    BEST[id(fn)] = min(times)
-    return statistics.median(times)
+    return statistics.median(interleaved_times([fn], repeats)[0])
 
 
 def entropy_bytes(sd: Dict[str, np.ndarray], bits: int, block: int) -> float:
@@ -135,18 +138,24 @@ def row(label: str, sd: Dict[str, np.ndarray], bits: int, block: int, level: int
     mb = numel * 4 / 1e6
     cfg = CodecConfig(bits=bits, block_size=block or None, zstd_level=level, seed=0)
     res = encode(sd, cfg)
-    enc_fn = lambda: encode(sd, cfg)  # noqa: E731
-    dec_fn = lambda: decode(res.frame, max_frame_bytes=MAX_FRAME, max_decoded_bytes=MAX_DECODED)  # noqa: E731
-    t_enc = median_time(enc_fn, repeats)
-    best_enc = BEST[id(enc_fn)]
-    t_dec = median_time(dec_fn, repeats)
-    best_dec = BEST[id(dec_fn)]
+    blobs = naive_encode(sd, bits, 3)
+    enc, dec, n_enc, n_dec = interleaved_times(
+        [
+            functools.partial(encode, sd, cfg),
+            functools.partial(
+                decode, res.frame, max_frame_bytes=MAX_FRAME, max_decoded_bytes=MAX_DECODED
+            ),
+            functools.partial(naive_encode, sd, bits, 3),
+            functools.partial(naive_decode, blobs, sd, bits),
+        ],
+        repeats,
+    )
+    t_enc, best_enc = statistics.median(enc), min(enc)
+    t_dec, best_dec = statistics.median(dec), min(dec)
+    t_naive, t_naive_dec = statistics.median(n_enc), statistics.median(n_dec)
     ent = entropy_bytes(sd, bits, block)
     header = res.frame_bytes - len(zstd_payload(res.frame))
     payload = len(zstd_payload(res.frame))
-    t_naive = median_time(lambda: naive_encode(sd, bits, 3), repeats)
-    blobs = naive_encode(sd, bits, 3)
-    t_naive_dec = median_time(lambda: naive_decode(blobs, sd, bits), repeats)
     naive_size = sum(len(b) for b in blobs)
     return [
         label, f"{bits}", f"{block or '-'}", f"{mb / t_enc:.0f}", f"{mb / best_enc:.0f}",
@@ -196,7 +205,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print()
     print("enc/dec MB/s: fp32 input bytes per second, median (best: fastest run, which other")
-    print("processes on a shared machine disturb least); packed: bit-packed payload before zstd;")
+    print("processes on a shared machine disturb least); codec and naive runs are interleaved")
+    print("round-robin so both see the same load; packed: bit-packed payload before zstd;")
     print("zstd: stored payload; hdr B: frame bytes besides the payload (header, manifest,")
     print("scales, sha256); H: sum over tensors of n*H/8, H the order-0 empirical entropy of the")
     print("tensor's symbols; naive: numpy floor(x/Δ+U) -> uint8 (uint16 > 8 bits) -> zstd -3.")
