@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Optional
 
 from coordinator.config import CoordinatorConfig
 from coordinator.engine import Engine
+from coordinator.memory import pin_mmap_threshold
 from coordinator.model_host import ModelHost
 from coordinator.server import RunningServer, start_server
 from coordinator.store import Store
@@ -38,6 +39,7 @@ class Coordinator:
 
 def build(cfg: CoordinatorConfig) -> Coordinator:
     """Open (or resume) the store, load the model, start serving."""
+    pin_mmap_threshold()
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.state_dir / "greenfed.sqlite")
     if store.get_meta("run_id") is None:
