@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +20,7 @@ import pytest
 
 from tests.deploy.conftest import REPO
 from tests.deploy.sshd import SSHD, SshServer, start_sshd
+from tests.deploy.test_units import verify
 
 pytestmark = [
     pytest.mark.slow,
@@ -184,23 +184,7 @@ def test_unit_file_is_valid(flashed: Tuple[Path, str], tmp_path: Path) -> None:
     assert "WantedBy=default.target" in text
     assert "Restart=on-failure" in text and "KillSignal=SIGTERM" in text
     assert "@" not in text.replace("@SYSTEM@", "")
-    verify_unit(unit_path(), tmp_path, user=True)
-
-
-def verify_unit(path: Path, tmp_path: Path, user: bool) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed")
-    runtime = tmp_path / "xdg-runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
-    cmd = [analyze, "verify", *(["--user"] if user else []), str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
-    if "Failed to initialize manager" in proc.stderr:
-        pytest.skip(f"systemd-analyze cannot run here: {proc.stderr.strip()}")
-    # Unknown keys are only warnings (exit 0): fail on any line about our file too.
-    about_us = [line for line in proc.stderr.splitlines() if path.name in line]
-    assert proc.returncode == 0 and not about_us, proc.stderr
+    verify(unit_path(), tmp_path, user=True)
 
 
 def test_second_run_changes_nothing(
