@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate"]
+SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate", "experiment", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,169 @@
+"""``greenfed-coordinator experiment``: the schemes one after another on the same local agents.
+
+Runs each scheme as its own coordinator run (``<out>/<scheme>/``) with the same devices, data
+shards, uplinks, seed, fixed deadline and absolute error budget; then the large-fleet study
+(``simulate``, into ``<out>/fleet-study/``) and the report (``<out>/report/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+HELP = (
+    "compare schemes (e.g. fp32,fixed-8,on-demand) on the same local agents, devices, data, "
+    "deadline and error budget, then write the report"
+)
+
+
+def _schemes(text: str) -> List[str]:
+    out = [s.strip() for s in text.split(",") if s.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one scheme")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="experiment folder (an earlier experiment there is replaced)",
+    )
+    parser.add_argument(
+        "--schemes",
+        type=_schemes,
+        default=["fp32", "fixed-8", "on-demand"],
+        help="comma-separated schemes in run order (default fp32,fixed-8,on-demand)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per scheme (default 5)")
+    parser.add_argument("--devices", type=int, default=4, help="local agents (default 4)")
+    parser.add_argument("--preset", choices=["local"], default="local",
+                        help="local: agents on loopback with emulated 2/5/10/20 Mbit/s uplinks "
+                        "and shard sizes growing with the device number")  # fmt: skip
+    parser.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="fixed round deadline for every scheme (default: the preset's, 120)",
+    )
+    parser.add_argument(
+        "--error-budget",
+        type=float,
+        default=None,
+        help="absolute quantization-error budget for every round and scheme "
+        "(default: 0.01 x d x (0.05/4)^2, the coordinator's first-round rule)",
+    )
+    parser.add_argument(
+        "--local-steps",
+        type=int,
+        default=None,
+        help="local training steps per round (default: the preset's, 60)",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=None,
+        help="images sampled to score each round (default: the preset's, 256)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per agent")
+    parser.add_argument(
+        "--quality-margin",
+        type=float,
+        default=0.20,
+        metavar="REL",
+        help="on-demand's final FD may exceed fp32's by this share (default 0.20)",
+    )
+    parser.add_argument("--fleet-sizes", default="10,100,1000,10000",
+                        help="fleet sizes of the simulated study ('' to skip; default "
+                        "10,100,1000,10000)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from coordinator.commands import simulate
+    from coordinator.config import parse_scheme
+    from coordinator.experiment import (
+        ExperimentError,
+        ExperimentSetup,
+        LocalPreset,
+        default_error_budget,
+        local_agents,
+        model_params,
+        run_experiment,
+    )
+    from coordinator.report import ReportError, build_report
+
+    def fail(msg: str) -> int:
+        print(f"greenfed-coordinator experiment: error: {msg}", file=sys.stderr)
+        return 2
+
+    # SIGTERM (kill, nohup'd runs) ends the run like Ctrl-C: the agents and coordinator of the
+    # scheme in progress are stopped by the launcher's close() instead of being orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    preset = LocalPreset()
+    t0 = time.monotonic()
+    try:
+        for scheme in args.schemes:  # cheap checks first, before torch is imported
+            parse_scheme(scheme)
+        if args.devices < 1 or args.rounds < 1:
+            raise ExperimentError("--devices and --rounds must be >= 1")
+        params = model_params("pi-small", "digits:split=test")
+        notes = {
+            "deadline": "--deadline-s" if args.deadline_s else "the local preset's fixed value",
+            "error_budget": "--error-budget" if args.error_budget else (
+                f"0.01 x d x (0.05/4)^2 with d = {params} model values (the coordinator's "
+                "first-round rule, held fixed)"),
+        }  # fmt: skip
+        setup = ExperimentSetup(
+            schemes=args.schemes,
+            rounds=args.rounds,
+            agents=local_agents(args.devices, args.threads),
+            deadline_s=args.deadline_s or preset.deadline_s,
+            error_budget=args.error_budget or default_error_budget(params),
+            local_steps=args.local_steps or preset.local_steps,
+            eval_samples=args.eval_samples if args.eval_samples is not None
+            else preset.eval_samples,
+            seed=args.seed,
+            preset=preset.name,
+            quality_margin_rel=args.quality_margin,
+            poll_interval_s=preset.poll_interval_s,
+            notes=notes,
+        )  # fmt: skip
+        sizes = simulate._sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        return fail(str(e))
+    out = args.out.resolve()
+    print(
+        f"experiment: {', '.join(setup.schemes)} x {setup.rounds} rounds on "
+        f"{len(setup.agents)} local agents; deadline {setup.deadline_s:g} s, error budget "
+        f"{setup.error_budget:.4g}, {setup.local_steps} local steps; out {out}",
+        flush=True,
+    )
+    try:
+        results = run_experiment(setup, out, say=lambda m: print(m, flush=True))
+    except (ExperimentError, OSError) as e:
+        return fail(str(e))
+    if sizes:
+        fixed = [parse_scheme(s) for s in setup.schemes if s.startswith("fixed-")]
+        print("\nlarge-fleet study (allocator's simulation model, not measured):", flush=True)
+        study = argparse.Namespace(devices=sizes, out=out / "fleet-study", seed=args.seed,
+                                   fixed_bits=fixed[0] if fixed else 8)  # fmt: skip
+        if simulate.run(study) != 0:
+            return 1
+    try:
+        report = build_report(out, out / "report", setup.quality_margin_rel)
+    except ReportError as e:
+        return fail(str(e))
+    print("\n" + report.text)
+    print(f"\nreport: {report.html_path}\nexperiment finished in "
+          f"{time.monotonic() - t0:.0f} s")  # fmt: skip
+    failed = [r["scheme"] for r in results if r["rounds_completed"] < setup.rounds]
+    if failed:
+        print(f"incomplete schemes: {', '.join(failed)} (see their coordinator.log)")
+        return 1
+    return 0

@@ -1,0 +1,250 @@
+"""Run several schemes one after another on the same local agents, for a fair comparison.
+
+Each scheme is its own coordinator run with its own state under ``<out>/<scheme>/state``, and
+every run gets the same agents (device ids, data shards, emulated uplinks, threads), the same
+seed, the same **fixed** deadline and the same **absolute** error budget. The agents' quick
+calibration runs once, in the first scheme, and its profile (``<out>/profiles/<id>.json``) is
+reused by the others, so the allocator starts every scheme from the same coefficients.
+
+Only local agents (processes on loopback, started by :mod:`coordinator.launcher`) are
+supported; docs/experiments.md explains how to run the same comparison with agents on boards.
+
+Errors: :class:`ExperimentError` for an unusable setup or output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from coordinator.config import CoordinatorConfig, parse_scheme
+from coordinator.launcher import AgentSpec, LaunchError, LocalRun, start_coordinator
+
+DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
+UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
+POLL_S = 2.0  # how often progress is read from the store while a scheme runs
+
+
+class ExperimentError(ValueError):
+    """The experiment cannot run as asked (bad setup, unusable output folder)."""
+
+
+@dataclass
+class LocalPreset:
+    """The newcomer's laptop preset: measured to finish 3 schemes x 5 rounds in < 15 min."""
+
+    name: str = "local"
+    local_steps: int = 60
+    eval_samples: int = 256
+    deadline_s: float = 120.0  # generous: fp32 at 2 Mbit/s must fit on a busy 2-core laptop
+    poll_interval_s: float = 2.0
+
+
+def local_agents(n: int, threads: int = 1) -> List[AgentSpec]:
+    """``n`` agents on IID digits shards of different sizes and uplinks of 2/5/10/20 Mbit/s.
+
+    Agent i (1-based) gets shard i of n capped at i/n of the shard's size, so sizes grow with i.
+    """
+    if n < 1:
+        raise ExperimentError("at least one device is needed")
+    shard = DIGITS_TRAIN_IMAGES // n
+    specs = []
+    for i in range(1, n + 1):
+        limit = max(8, round(shard * i / n))
+        specs.append(
+            AgentSpec(
+                f"board-{i}",
+                f"digits:shard={i}/{n},limit={limit}",
+                UPLINKS_MBPS[(i - 1) % len(UPLINKS_MBPS)],
+                threads,
+            )
+        )
+    return specs
+
+
+def model_params(preset: str, eval_data: str) -> int:
+    """Number of values in the global model (the ``d`` of the error model); imports torch."""
+    from greenfed import ddpm
+
+    c, h, _ = ddpm.load_data(eval_data).shape
+    model = ddpm.build_model(ddpm.preset(preset, in_channels=c, image_size=h), seed=0)
+    return int(sum(v.size for v in ddpm.get_state_arrays(model).values()))
+
+
+def default_error_budget(params: int) -> float:
+    """The coordinator's own first-round rule, held fixed: rel x d x (prior range / 4)^2."""
+    cfg = CoordinatorConfig()
+    return cfg.error_budget_rel * params * (cfg.prior_update_range / 4.0) ** 2
+
+
+@dataclass
+class ExperimentSetup:
+    schemes: List[str]
+    rounds: int
+    agents: List[AgentSpec]
+    deadline_s: float
+    error_budget: float
+    local_steps: int
+    eval_samples: int
+    seed: int = 0
+    preset: str = "local"
+    quality_margin_rel: float = 0.20
+    poll_interval_s: float = 2.0
+    notes: Dict[str, str] = field(default_factory=dict)  # where deadline and budget came from
+
+    def __post_init__(self) -> None:
+        if not self.schemes or len(set(self.schemes)) != len(self.schemes):
+            raise ExperimentError("give each scheme once, e.g. fp32,fixed-8,on-demand")
+        for s in self.schemes:
+            try:
+                parse_scheme(s)
+            except ValueError as e:
+                raise ExperimentError(str(e)) from e
+        if self.rounds < 1 or not self.agents:
+            raise ExperimentError("rounds and devices must be >= 1")
+        if self.deadline_s <= 0 or self.error_budget <= 0:
+            raise ExperimentError("deadline and error budget must be > 0")
+
+    def coordinator_values(self, scheme: str) -> Dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "min_devices": len(self.agents),
+            "scheme": scheme,
+            "seed": self.seed,
+            "local_steps": self.local_steps,
+            "deadline_s": float(self.deadline_s),
+            "error_budget": float(self.error_budget),
+            "eval_samples": self.eval_samples,
+            "poll_interval_s": self.poll_interval_s,
+        }
+
+    def to_json(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["agents"] = [asdict(a) for a in self.agents]
+        d["coordinator_values"] = self.coordinator_values("<scheme>")
+        return d
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out``; replace an earlier experiment there, refuse any other non-empty folder."""
+    if out.exists():
+        if not out.is_dir():
+            raise ExperimentError(f"{out} exists and is not a directory")
+        if any(out.iterdir()):
+            if not (out / "experiment.json").is_file():
+                raise ExperimentError(
+                    f"{out} is not empty and holds no experiment.json: choose another --out"
+                )
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _completed_rounds(store: Path) -> List[Dict[str, Any]]:
+    from coordinator.report.records import ReportError, load_store
+
+    if not store.is_file():
+        return []
+    try:
+        return load_store(store).completed()
+    except (ReportError, OSError):  # tables not created yet
+        return []
+
+
+def _drive(
+    run: LocalRun,
+    setup: ExperimentSetup,
+    scheme: str,
+    out: Path,
+    say: Callable[[str], None],
+    timeout_s: float,
+    t0: float,
+) -> Optional[int]:
+    """Start the agents, report rounds as they complete; the coordinator's exit code or None."""
+    store = out / scheme / "state" / "greenfed.sqlite"
+    for spec in setup.agents:
+        profile = out / "profiles" / f"{spec.device_id}.json"
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        run.start_agent(spec, extra={"profile": str(profile)})
+    seen = 0
+    code: Optional[int] = None
+    while code is None:
+        try:
+            code = run.wait(timeout_s=POLL_S)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - t0 > timeout_s:
+                say(f"[{scheme}] stopped: over the time limit of {timeout_s:.0f} s")
+                return None
+        for r in _completed_rounds(store)[seen:]:
+            fd = r["quality_fd"]
+            say(
+                f"[{scheme}] round {r['round'] + 1}/{setup.rounds} completed after "
+                f"{time.monotonic() - t0:.0f} s: {r['arrived']}/{r['participants']} "
+                f"updates, FD {'-' if fd is None else format(fd, '.3f')}"
+            )
+            seen += 1
+    return code
+
+
+def run_scheme(
+    setup: ExperimentSetup,
+    scheme: str,
+    out: Path,
+    say: Callable[[str], None],
+    timeout_s: float,
+) -> Dict[str, Any]:
+    """One coordinator run with the shared agents; returns its result for experiment.json."""
+    run_dir = out / scheme
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = run_dir / "state" / "greenfed.sqlite"
+    t0 = time.monotonic()
+    with open(run_dir / "coordinator.log", "ab") as log:
+        try:
+            run = start_coordinator(run_dir, setup.coordinator_values(scheme), stdout=log)
+        except LaunchError as e:
+            return {"scheme": scheme, "exit_code": None, "error": str(e), "rounds_completed": 0}
+        try:
+            code = _drive(run, setup, scheme, out, say, timeout_s, t0)
+        finally:
+            run.close()
+    return {
+        "scheme": scheme,
+        "exit_code": code,
+        "wall_s": round(time.monotonic() - t0, 1),
+        "rounds_completed": len(_completed_rounds(store)),
+        "store": str(store.relative_to(out)),
+        "coordinator_log": str((run_dir / "coordinator.log").relative_to(out)),
+    }
+
+
+def write_json(out: Path, setup: ExperimentSetup, results: List[Dict[str, Any]]) -> Path:
+    path = out / "experiment.json"
+    doc = {"format": "greenfed-experiment/1", **setup.to_json(), "results": results}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def run_experiment(
+    setup: ExperimentSetup, out: Path, say: Callable[[str], None] = print
+) -> List[Dict[str, Any]]:
+    """Run every scheme in order; experiment.json is rewritten after each one."""
+    prepare_out(out)
+    results: List[Dict[str, Any]] = []
+    write_json(out, setup, results)
+    limit = 300.0 + setup.rounds * (setup.deadline_s + 120.0)
+    for i, scheme in enumerate(setup.schemes, 1):
+        say(f"[{scheme}] scheme {i}/{len(setup.schemes)}: starting a coordinator and "
+            f"{len(setup.agents)} agents; log in {out / scheme / 'coordinator.log'}")  # fmt: skip
+        result = run_scheme(setup, scheme, out, say, limit)
+        results.append(result)
+        write_json(out, setup, results)
+        say(f"[{scheme}] done in {result.get('wall_s', 0):.0f} s: "
+            f"{result['rounds_completed']}/{setup.rounds} rounds, exit code "
+            f"{result['exit_code']}")  # fmt: skip
+    return results
