@@ -175,3 +175,21 @@ def test_bad_uploads_are_refused_while_the_round_goes_on(
     assert time.monotonic() - t0 < 60
     refused = rows(c.db, "SELECT message FROM events WHERE kind='refused'")
     assert len(refused) >= 3
+
+
+def test_agent_exits_cleanly_on_sigterm_and_health_is_served(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    c = cluster_factory(rounds=1, min_devices=2)  # one agent only: it idles in its long poll
+    c.start()
+    c.agent("idle", "shard=1/2")
+    wait_for("the agent to register", lambda: rows(c.db, "SELECT id FROM devices"))
+    with grpc.insecure_channel(f"127.0.0.1:{c.port}") as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        reply = health.Check(health_pb2.HealthCheckRequest(service="greenfed.v1.Fleet"), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    agent = c.run.agents["idle"]
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=30) == 0, c.logs()
