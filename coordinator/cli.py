@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate", "experiment", "report"]
+SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate", "experiment", "report", "revoke"]
 
 
 def build_parser() -> argparse.ArgumentParser:

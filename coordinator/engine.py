@@ -7,6 +7,9 @@ aborted and the agents are handed the next one).
 
 Threads: gRPC worker threads call the public methods; one driver thread runs
 :meth:`Engine.run`. One lock and one condition variable guard the in-memory round.
+
+Test hook: :func:`coordinator.faults.fault_point` marks the phases of a round where
+``GREENFED_FAULT`` can kill the process (fault-injection tests only).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from coordinator.aggregate import RunningFedAvg, template_of
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import (
+    CheckpointFailed,
     DuplicateUpload,
     InvalidRequest,
     InvalidUpdate,
@@ -31,6 +35,7 @@ from coordinator.errors import (
     StaleRound,
     UnknownDevice,
 )
+from coordinator.faults import fault_point
 from coordinator.model_host import ModelHost
 from coordinator.planning import RoundPlan, plan_round, refit_device
 from coordinator.store import Store
@@ -136,6 +141,10 @@ class Engine:
         self.store.event("register", f"device {device_id} registered", device_id=device_id)
         with self._cond:
             self._cond.notify_all()
+
+    def check_device(self, device_id: str) -> None:
+        """Refuse unknown and revoked devices (before reading anything they stream)."""
+        self._known(device_id)
 
     def _known(self, device_id: str) -> Dict[str, Any]:
         row = self.store.get_device(device_id)
@@ -244,6 +253,7 @@ class Engine:
                     )
                     self.store.set_assignment_status(manifest.round, device_id, "uploaded")
                     self._cond.notify_all()
+                    fault_point("crash-after-upload", manifest.round)
         finally:
             path.unlink(missing_ok=True)
         return manifest.total_bytes
@@ -253,8 +263,19 @@ class Engine:
         return 2 * total + (1 << 20)
 
     def _check_norm(self, update: Mapping[str, np.ndarray], r: OpenRound) -> None:
+        """Refuse an update whose L2 norm exceeds ``max_update_norm_ratio`` x the reference.
+
+        The reference is the median norm of the last completed round's accepted updates; before
+        any round completed (round 0, or after a restart) it is the median of the updates this
+        round already accepted, so the very first update of a run is never refused.
+        """
         ratio = self.cfg.max_update_norm_ratio
-        if ratio <= 0 or self.median_norm is None or self.median_norm <= 0:
+        reference = self.median_norm
+        where = "recent updates"
+        if reference is None and r.norms:
+            reference = float(np.median(r.norms))
+            where = "this round's accepted updates"
+        if ratio <= 0 or reference is None or reference <= 0:
             return
         norm = math.sqrt(
             sum(
@@ -263,10 +284,10 @@ class Engine:
                 if v.dtype.kind == "f"
             )
         )
-        if norm > ratio * self.median_norm:
+        if norm > ratio * reference:
             raise InvalidUpdate(
-                f"update norm {norm:.3g} is {norm / self.median_norm:.1f}x the median of recent "
-                f"updates ({self.median_norm:.3g}); refused (limit {ratio}x)"
+                f"update norm {norm:.3g} is {norm / reference:.1f}x the median of {where} "
+                f"({reference:.3g}); refused (limit max_update_norm_ratio = {ratio}x)"
             )
 
     def record_report(self, device_id: str, round_no: int, fields: Mapping[str, Any]) -> None:
@@ -403,6 +424,7 @@ class Engine:
                 aggregator=RunningFedAvg(template),
             )
             self._cond.notify_all()
+        fault_point("crash-after-open", number)
         log.info(
             "round %d open: %d devices, deadline %.1f s, %s",
             number,
@@ -460,7 +482,8 @@ class Engine:
             return {"round": number, "status": "failed", "arrived": len(accepted)}
         new_params, sq = r.aggregator.apply(self.params)
         quality = self.host.evaluate(new_params, seed=self.cfg.seed + number)
-        ckpt = self.host.save_checkpoint(new_params, self.cfg.state_dir / "checkpoints", number)
+        ckpt = self._save_checkpoint(new_params, number)
+        fault_point("crash-after-aggregate", number)
         self._set_model(new_params)
         self.last_update_sq_norm = sq
         if r.norms:
@@ -488,6 +511,33 @@ class Engine:
             quality.get("fd", float("nan")),
         )
         return {"round": number, "status": "completed", "arrived": len(accepted), **quality}
+
+    def _save_checkpoint(self, params: Dict[str, np.ndarray], number: int) -> Any:
+        """Write the round's checkpoint; on failure fail the round and stop the run.
+
+        The write itself is atomic (temp file + rename), so the previous checkpoint is never
+        touched. On an OS error (disk full, read-only, permissions) the temp file is removed,
+        the round is recorded as ``failed`` with the error, the global model is not advanced,
+        and :class:`CheckpointFailed` stops the run: a full disk does not heal by itself, and
+        ``serve`` with the same state dir resumes from the last good checkpoint once it does.
+        """
+        directory = self.cfg.state_dir / "checkpoints"
+        try:
+            return self.host.save_checkpoint(params, directory, number)
+        except (OSError, RuntimeError) as e:  # torch's zip writer raises RuntimeError on ENOSPC
+            for tmp in directory.glob(f"round-{number:04d}*.tmp"):
+                tmp.unlink(missing_ok=True)
+            msg = (
+                f"round {number}: writing the checkpoint to {directory} failed ({e}); the round "
+                "is recorded as failed and the global model stays at the last completed round. "
+                "Free space or fix the directory, then run `serve` again with the same state dir"
+            )
+            self.store.update_round(
+                number, {"status": "failed", "closed_at": self.clock(), "note": msg[:500]}
+            )
+            self.store.event("checkpoint_failed", msg, round_no=number)
+            log.error("%s", msg)
+            raise CheckpointFailed(msg) from e
 
     def _wait_reports(self, r: OpenRound, accepted: Set[str]) -> None:
         end = time.monotonic() + self.cfg.grace_s

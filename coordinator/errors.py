@@ -13,7 +13,10 @@
     ├── ChecksumMismatch                (DATA_LOSS) sha256 of the received frame differs
     ├── InvalidUpdate                   (INVALID_ARGUMENT) undecodable, wrong shapes, NaN, ...
     ├── InvalidRequest                  (INVALID_ARGUMENT) malformed field in a request
-    └── Unavailable                     (UNAVAILABLE) shutting down / try again later
+    ├── TooManyStreams                  (RESOURCE_EXHAUSTED) upload streams over the limit
+    ├── Unavailable                     (UNAVAILABLE) shutting down / try again later
+    └── CheckpointFailed                (INTERNAL) the coordinator could not write a checkpoint;
+                                        never sent to a device: it stops the run
 
 Every refusal carries a message a user can act on; the servicer sends it as the status detail.
 """
@@ -65,6 +68,14 @@ class InvalidUpdate(CoordinatorError):
 
 class InvalidRequest(CoordinatorError):
     code_name = "INVALID_ARGUMENT"
+
+
+class TooManyStreams(CoordinatorError):
+    code_name = "RESOURCE_EXHAUSTED"
+
+
+class CheckpointFailed(CoordinatorError):
+    code_name = "INTERNAL"
 
 
 class Unavailable(CoordinatorError):

@@ -18,12 +18,16 @@ import grpc
 from coordinator import handlers
 from coordinator.engine import Engine
 from coordinator.errors import CoordinatorError, UnknownDevice
+from coordinator.uploads import StreamSlots
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 DEVICE_ID_KEY = "greenfed-device-id"
+# Streams one device may hold open at once: an agent uses one; two let a resume overlap the
+# stream it replaces while the server notices the old one died.
+STREAMS_PER_DEVICE = 2
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 R = TypeVar("R")
 
@@ -89,6 +93,11 @@ class FleetServicer(pb_grpc.FleetServicer):
         self.engine = engine
         self.tls = tls
         self.watchdog = StreamWatchdog(engine.cfg.stream_idle_s)
+        # Uploads and downloads each may take at most a quarter of the worker threads, so
+        # half the pool always serves unary calls (long polls, reports, health checks).
+        share = max(2, engine.cfg.max_workers // 4)
+        self.upload_slots = StreamSlots("upload", share, STREAMS_PER_DEVICE)
+        self.download_slots = StreamSlots("download", share, STREAMS_PER_DEVICE)
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[str], R]) -> R:
         device: Optional[str] = None
@@ -120,17 +129,27 @@ class FleetServicer(pb_grpc.FleetServicer):
         return self._call(context, lambda dev: handlers.wait_assignment(request, dev, self.engine))
 
     def DownloadModel(self, request: pb.DownloadRequest, context: grpc.ServicerContext) -> Any:
-        # Materialise the first chunk inside _call so refusals become status codes.
-        chunks = self._call(
-            context, lambda dev: list(handlers.download_model(request, dev, self.engine))
-        )
-        yield from chunks
+        release = self._call(context, self.download_slots.take)
+        try:
+            # Materialise the chunks inside _call so refusals become status codes.
+            chunks = self._call(
+                context, lambda dev: list(handlers.download_model(request, dev, self.engine))
+            )
+            yield from chunks
+        finally:
+            release()
 
     def UploadUpdate(
         self, request_iterator: Iterator[pb.UploadMessage], context: grpc.ServicerContext
     ) -> Any:
         watched = self.watchdog.watch(context, request_iterator)
-        return self._call(context, lambda dev: handlers.upload_update(watched, dev, self.engine))
+
+        def upload(dev: str) -> pb.UploadReply:
+            self.engine.check_device(dev)  # unknown or revoked: refused before any read
+            with self.upload_slots.hold(dev):
+                return handlers.upload_update(watched, dev, self.engine)
+
+        return self._call(context, upload)
 
     def UploadStatus(self, request: pb.UploadStatusRequest, context: grpc.ServicerContext) -> Any:
         return self._call(context, lambda dev: handlers.upload_status(request, dev, self.engine))

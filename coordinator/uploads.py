@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Dict, Iterable, Iterator
 
 from coordinator.errors import (
     ChecksumMismatch,
     InvalidRequest,
+    TooManyStreams,
     UploadIncomplete,
     UploadTooLarge,
 )
@@ -120,6 +123,65 @@ class Spool:
                 f"{manifest.sha256[:16]}…; the update was discarded, upload it again"
             )
         return path
+
+
+class StreamSlots:
+    """Caps on concurrent streams, overall and per device (slow-loris protection).
+
+    Each open stream holds a gRPC worker thread; the overall cap keeps part of the thread pool
+    free for other calls (health checks, long polls) whatever clients do, the per-device cap
+    keeps one device from taking the whole share. Over either cap a call is refused at once
+    with :class:`TooManyStreams` (RESOURCE_EXHAUSTED: agents back off and retry).
+    """
+
+    def __init__(self, what: str, total: int, per_device: int) -> None:
+        self.what = what
+        self.total = max(1, total)
+        self.per_device = max(1, per_device)
+        self._open: Dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, device_id: str) -> Callable[[], None]:
+        """Take a slot for ``device_id``; returns the function that gives it back."""
+        with self._lock:
+            mine = self._open.get(device_id, 0)
+            if mine >= self.per_device:
+                raise TooManyStreams(
+                    f"device {device_id} already has {mine} {self.what} streams open (limit "
+                    f"{self.per_device}); finish or cancel one first"
+                )
+            if sum(self._open.values()) >= self.total:
+                raise TooManyStreams(
+                    f"the coordinator has {self.total} {self.what} streams open, its limit; "
+                    "retry with backoff"
+                )
+            self._open[device_id] = mine + 1
+        released = threading.Event()
+
+        def release() -> None:
+            if released.is_set():
+                return
+            released.set()
+            with self._lock:
+                left = self._open.get(device_id, 1) - 1
+                if left > 0:
+                    self._open[device_id] = left
+                else:
+                    self._open.pop(device_id, None)
+
+        return release
+
+    @contextmanager
+    def hold(self, device_id: str) -> Iterator[None]:
+        release = self.take(device_id)
+        try:
+            yield
+        finally:
+            release()
+
+    def open_count(self) -> int:
+        with self._lock:
+            return sum(self._open.values())
 
 
 def _sha256_file(path: Path) -> str:

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from coordinator.config import CoordinatorConfig
+    from coordinator.errors import CheckpointFailed
     from coordinator.runner import Coordinator, serve
     from coordinator.server import ServerConfigError
     from coordinator.tables import round_table
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     except (ServerConfigError, ConfigError) as e:
         print(f"greenfed-coordinator serve: {e}", file=sys.stderr)
         return 2
+    except CheckpointFailed as e:
+        print(f"greenfed-coordinator serve: stopped: {e}", file=sys.stderr)
+        return 1
     if stop.is_set():
         print("stopped; run `serve` again with the same --state-dir to resume", flush=True)
         return 0
