@@ -111,3 +111,25 @@ def test_closed_store_reports_down(tmp_path: Path) -> None:
 )
 def test_listen_host(listen: str, host: str) -> None:
     assert listen_host(listen) == host
+
+
+def test_coordinator_build_serves_metrics(tmp_path: Path) -> None:
+    """metrics_port > 0 in the config starts the endpoint with the coordinator."""
+    from coordinator.config import CoordinatorConfig
+    from coordinator.runner import build
+    from tests.deploy.sshd import free_port
+
+    port = free_port()
+    cfg = CoordinatorConfig(
+        listen="127.0.0.1:0", state_dir=tmp_path / "run", metrics_port=port, eval_samples=8
+    )
+    coord = build(cfg)
+    try:
+        coord.store.upsert_device("pi-1", {"samples": 10})
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        coord.close(grace_s=0.5)
+    assert 'greenfed_devices{state="registered"} 1.0' in text
+    assert "greenfed_store_up 1.0" in text
