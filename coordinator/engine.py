@@ -284,6 +284,8 @@ class Engine:
                 if v.dtype.kind == "f"
             )
         )
+        if not math.isfinite(norm):
+            return  # NaN/Inf values: the aggregator's check names the tensor
         if norm > ratio * reference:
             raise InvalidUpdate(
                 f"update norm {norm:.3g} is {norm / reference:.1f}x the median of {where} "
