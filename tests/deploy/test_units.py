@@ -85,3 +85,19 @@ def test_broken_unit_fails_verify(tmp_path: Path) -> None:
     unit.write_text("[Service]\nExecStart=venv/bin/greenfed-agent\n")
     with pytest.raises(AssertionError):
         verify(unit, tmp_path, user=False)
+
+
+def test_find_certs_in_make_certs_layout(tmp_path: Path) -> None:
+    flash = load_script("flash")
+    (tmp_path / "devices").mkdir()
+    for name in ("ca.pem", "ca.key", "devices/pi-1.pem", "devices/pi-1.key", "devices/pi-2.pem"):
+        (tmp_path / name).write_text(name)
+    for given in (tmp_path, tmp_path / "devices"):
+        found = flash.find_certs(given, "pi-1")
+        assert found == {
+            "device.crt": tmp_path / "devices" / "pi-1.pem",
+            "device.key": tmp_path / "devices" / "pi-1.key",
+            "ca.crt": tmp_path / "ca.pem",
+        }
+    with pytest.raises(flash.FlashError, match=r"pi-2\.key"):
+        flash.find_certs(tmp_path, "pi-2")
