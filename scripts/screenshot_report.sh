@@ -9,7 +9,7 @@ set -euo pipefail
 
 html="${1:?usage: $0 REPORT.html [OUT.png] [WIDTH,HEIGHT]}"
 out="${2:-${html%.html}.png}"
-size="${3:-1400,4000}"
+size="${3:-1400,5200}"
 browser="$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)"
 if [[ -z "$browser" ]]; then
     echo "no chromium found: apt-get update && apt-get install -y chromium" >&2
