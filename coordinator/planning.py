@@ -69,8 +69,11 @@ def header_bytes_for(params: Mapping[str, np.ndarray], bits: int, block_size: in
 def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]) -> DeviceCoeffs:
     """Coefficients from the device's calibration profile (before any refit)."""
     p = _profile(row)
-    f_max = float(p.get("f_max_hz") or 0.0)
-    f_min = float(p.get("f_min_hz") or 0.0) or f_max
+    steps_seen = [float(x) for x in p.get("f_steps_hz") or () if float(x) > 0]
+    # Without DVFS a profile lists only the one frequency it measured at (no range): plan at
+    # that frequency, since kappa and cycles were measured there.
+    f_max = float(p.get("f_max_hz") or 0.0) or max(steps_seen, default=0.0)
+    f_min = float(p.get("f_min_hz") or 0.0) or min(steps_seen, default=0.0) or f_max
     if f_max <= 0:
         f_min = f_max = NOMINAL_FREQ_HZ
         notes.append(f"{row['id']}: no CPU frequency known, nominal {NOMINAL_FREQ_HZ:g} Hz used")

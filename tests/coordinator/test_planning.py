@@ -85,3 +85,13 @@ def test_device_too_slow_for_the_deadline_is_excluded_with_a_reason() -> None:
 def test_fp32_scheme_assigns_32_bits() -> None:
     plan = plan_round(cfg(scheme="fp32", deadline_s=10.0), [row("a")], PARAMS, None)
     assert [(d.mode, d.bits) for d in plan.devices] == [("fp32", 32)]
+
+
+def test_profile_without_range_plans_at_its_measured_frequency() -> None:
+    # Machines without cpufreq report only the frequency they measured at (psutil).
+    notes: list = []
+    c = device_coeffs(row("a", f_min_hz=None, f_max_hz=None, f_steps_hz=[2.1e9]), cfg(), notes)
+    assert (c.f_min_hz, c.f_max_hz, c.f_steps_hz) == (2.1e9, 2.1e9, (2.1e9,))
+    assert notes == []
+    bare = device_coeffs(row("b", f_min_hz=None, f_max_hz=None, f_steps_hz=[]), cfg(), notes)
+    assert bare.f_max_hz == 1e9 and "nominal" in notes[0]
