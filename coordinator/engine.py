@@ -214,7 +214,9 @@ class Engine:
 
     def receive_upload(self, device_id: str, manifest: Manifest, chunks: Iterable[bytes]) -> int:
         """Spool, verify, decode and add an update; returns the bytes received."""
-        self._known(device_id)
+        # FedAvg weight: the device's local data size D_k as registered (McMahan et al.), the
+        # same weight the allocator's error model uses; not a number the upload declares.
+        weight = int(self._known(device_id)["samples"])
         validate_manifest(manifest, self.cfg.max_update_bytes)
         with self._lock:
             r = self._check_upload_allowed(device_id, manifest.round)
@@ -241,7 +243,7 @@ class Engine:
                 with self._lock:
                     r = self._check_upload_allowed(device_id, manifest.round)
                     self._check_norm(update, r)
-                    sq = r.aggregator.add(update, manifest.samples)
+                    sq = r.aggregator.add(update, weight)
                     r.norms.append(math.sqrt(sq))
                     r.accepted.add(device_id)
                     self.store.record_upload(
