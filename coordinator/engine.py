@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -531,13 +532,19 @@ class Engine:
         except (OSError, RuntimeError) as e:  # torch's zip writer raises RuntimeError on ENOSPC
             for tmp in directory.glob(f"round-{number:04d}*.tmp"):
                 tmp.unlink(missing_ok=True)
+            try:
+                free = f"{shutil.disk_usage(directory).free} bytes free there"
+            except OSError:
+                free = "free space unknown"
+            why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             msg = (
-                f"round {number}: writing the checkpoint to {directory} failed ({e}); the round "
-                "is recorded as failed and the global model stays at the last completed round. "
-                "Free space or fix the directory, then run `serve` again with the same state dir"
+                f"round {number}: writing the checkpoint failed ({why}; {free}): the round is "
+                "recorded as failed and the global model stays at the last completed round. "
+                f"Free space in {directory} or fix it, then run `serve` again with the same "
+                "state dir"
             )
             self.store.update_round(
-                number, {"status": "failed", "closed_at": self.clock(), "note": msg[:500]}
+                number, {"status": "failed", "closed_at": self.clock(), "note": msg}
             )
             self.store.event("checkpoint_failed", msg, round_no=number)
             log.error("%s", msg)

@@ -323,14 +323,16 @@ class Agent:
 
         self.monitor.begin_window("download")
         t0 = time.monotonic()
-        frame = self.client.download(a.round, a.model_sha256)
-        report.download_time_s = time.monotonic() - t0
-        start = codec.decode(
-            frame,
-            max_frame_bytes=self.cfg.max_model_bytes,
-            max_decoded_bytes=4 * self.cfg.max_model_bytes,
-        )
-        windows.append(self.monitor.end_window("download"))
+        try:  # a refused download (round aborted) must not leave the window open
+            frame = self.client.download(a.round, a.model_sha256)
+            report.download_time_s = time.monotonic() - t0
+            start = codec.decode(
+                frame,
+                max_frame_bytes=self.cfg.max_model_bytes,
+                max_decoded_bytes=4 * self.cfg.max_model_bytes,
+            )
+        finally:
+            windows.append(self.monitor.end_window("download"))
         del frame
         ddpm.set_state_arrays(self.model, start)
 
