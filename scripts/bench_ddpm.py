@@ -179,8 +179,9 @@ def main() -> int:
             rows.append(row)
             print(
                 f"\n{name}: {row['params']:,} parameters, fp32 state {row['state_bytes']:,} B\n"
-                f"  train: {row['train_steps_per_s']:.1f} steps/s at batch 64 (chunks: "
-                f"{row['train_steps_per_s_all']}); local epoch of 450 images "
+                f"  train: {row['train_steps_per_s']:.1f} steps/s at batch 64, median (best "
+                f"{max(row['train_steps_per_s_all']):.1f}; chunks {row['train_steps_per_s_all']}); "
+                f"local epoch of 450 images "
                 f"({row['epoch_steps']} steps): {row['epoch_450_s']:.2f} s\n"
                 f"  peak RSS: {row['rss_train_peak_mb']:.0f} MB training with torch "
                 f"(after import {row['rss_import_mb']:.0f} MB); "
