@@ -138,6 +138,7 @@ class Agent:
         self.client: Optional[FleetClient] = None
         self.bucket = TokenBucket(mbps_to_bytes_per_s(cfg.uplink_mbps)) if cfg.uplink_mbps else None
         self.rounds_done = 0
+        self._round_deadline = float("inf")
 
     # ------------------------------------------------------------------ setup
     def _load_profile(self) -> CalibrationProfile:
@@ -265,6 +266,8 @@ class Agent:
             a.deadline_s,
         )
         self.pending.clear(keep_round=a.round)
+        # Measured from receipt, not from the coordinator's clock: boards' clocks drift.
+        self._round_deadline = time.monotonic() + float(a.deadline_s)
         dvfs = self.cpu.apply(a.freq_hz) if a.freq_hz > 0 else None
         windows: List[WindowResult] = []
         report = pb.RoundReport(round=a.round, bits=a.bits)
@@ -315,6 +318,21 @@ class Agent:
             except Refused as e:
                 log.warning("round %d: report refused: %s", a.round, e)
 
+    def _training_budget_s(self, a: pb.Assignment) -> float:
+        """Seconds left for training so the upload still fits before the round's deadline.
+
+        The upload time is estimated from the update's size at the assigned bits and the
+        link's rate (the emulated rate, else the calibrated one), with a 20% margin.
+        """
+        params = sum(int(v.numel()) for v in self.model.parameters())
+        bits = 32 if a.mode == "fp32" else (16 if a.mode == "fp16" else int(a.bits))
+        rate = self.bucket.rate if self.bucket is not None else None
+        if rate is None and self.profile is not None:
+            rate = self.profile.uplink_bytes_per_s
+        upload_s = 1.2 * params * bits / 8.0 / rate if rate else 0.0
+        left = self._round_deadline - time.monotonic() - upload_s - 1.0
+        return max(1.0, left)
+
     def _train_and_encode(
         self, a: pb.Assignment, windows: List[WindowResult], report: pb.RoundReport
     ) -> Pending:
@@ -348,9 +366,17 @@ class Agent:
                 lr=float(a.learning_rate),
                 seed=int(a.seed) % (2**31),
                 num_threads=self.cfg.num_threads,
+                max_seconds=self._training_budget_s(a),
             ),
         )
         report.train_time_s = time.monotonic() - t0
+        if result.stopped_early:
+            log.warning(
+                "round %d: stopped after %d of %d steps to upload before the deadline",
+                a.round,
+                result.steps,
+                a.local_steps,
+            )
         delta = update_of(ddpm.get_state_arrays(self.model), start)
         enc = codec.encode(
             delta,

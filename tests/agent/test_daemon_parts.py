@@ -60,3 +60,26 @@ def test_agent_config_errors(kw: dict, message: str) -> None:
 def test_profile_defaults_to_the_state_dir(tmp_path: Path) -> None:
     cfg = AgentConfig(device_id="pi-1", state_dir=tmp_path)
     assert cfg.profile_path == tmp_path / "calibration.json"
+
+
+def test_training_budget_leaves_time_for_the_upload(tmp_path: Path) -> None:
+    import time
+
+    import torch
+
+    from edge_agent.daemon import Agent
+    from greenfed.v1 import fleet_pb2 as pb
+
+    cfg = AgentConfig(
+        device_id="pi-1", state_dir=tmp_path, uplink_mbps=8.0, sysfs_root=tmp_path
+    )  # bare tree: estimated power, no cpufreq
+    agent = Agent(cfg)
+    agent.model = torch.nn.Linear(1000, 1000)  # 1 001 000 parameters
+    agent._round_deadline = time.monotonic() + 30.0
+    a = pb.Assignment(mode="stochastic", bits=8, deadline_s=30.0)
+    # 1 MB at 1 MB/s (8 Mbit/s) with a 20% margin and 1 s of slack: about 27.8 s left.
+    assert agent._training_budget_s(a) == pytest.approx(30.0 - 1.2 * 1.001 - 1.0, abs=0.2)
+    fp32 = pb.Assignment(mode="fp32", bits=32, deadline_s=30.0)
+    assert agent._training_budget_s(fp32) < agent._training_budget_s(a)
+    agent._round_deadline = time.monotonic() + 1.0  # already too late: train briefly anyway
+    assert agent._training_budget_s(a) == 1.0
