@@ -40,8 +40,10 @@ class Hostile:
         self.carol = F.RawDevice(port, "carol")
         self.trent = F.RawDevice(port, "trent")
         self.mallory = F.RawDevice(port, "mallory")
+        # Different data sizes: FedAvg weighs by these, whatever an upload declares.
+        self.data_size = {"carol": 120, "trent": 80, "mallory": 100}
         for d in (self.carol, self.trent, self.mallory):
-            d.register()
+            d.register(samples=self.data_size[d.device_id])
         self.a = {d.device_id: d.assignment() for d in (self.carol, self.trent, self.mallory)}
         assert len({a.round for a in self.a.values()}) == 1
         self.round = self.a["carol"].round
@@ -57,7 +59,7 @@ class Hostile:
         reply = dev.upload(self.a[dev.device_id], frame, samples=samples, **kw)
         assert reply.accepted
         decoded = codec.decode(frame, max_frame_bytes=64 << 20, max_decoded_bytes=64 << 20)
-        self.accepted.append((decoded, samples))
+        self.accepted.append((decoded, self.data_size[dev.device_id]))
         return decoded
 
     def state(self) -> Dict[str, Any]:
@@ -352,7 +354,10 @@ def test_truncated_stream_resumes_then_duplicate_is_refused(h: Hostile) -> None:
     reply = h.trent.upload(ta, frame, offset=half, samples=80)
     assert reply.accepted
     h.accepted.append(
-        (codec.decode(frame, max_frame_bytes=64 << 20, max_decoded_bytes=64 << 20), 80)
+        (
+            codec.decode(frame, max_frame_bytes=64 << 20, max_decoded_bytes=64 << 20),
+            h.data_size["trent"],
+        )
     )
     after = h.state()
     assert after["uploads"] == before["uploads"] + 1
@@ -364,7 +369,8 @@ def test_truncated_stream_resumes_then_duplicate_is_refused(h: Hostile) -> None:
 
 
 def test_round_completes_with_exactly_the_honest_updates(h: Hostile) -> None:
-    h.accept(h.mallory, F.small_update(h.params, 31), 100)
+    # Mallory declares 50x its registered data size: the weight stays what it registered.
+    h.accept(h.mallory, F.small_update(h.params, 31), 5000)
     for d in (h.carol, h.trent, h.mallory):
         assert d.report(h.round).recorded
     done = wait_for(
