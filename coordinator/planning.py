@@ -161,17 +161,20 @@ def plan_round(
     deadline = derive_deadline(cfg, coeffs, d, header)
     budget = error_budget(cfg, d, last_sq_norm)
     excluded: Dict[str, str] = {}
-    plan = None
-    while coeffs:
-        fleet = Fleet(
+
+    def fleet_of(devices: List[DeviceCoeffs]) -> Fleet:
+        return Fleet(
             params=d,
             deadline_s=deadline,
             error_budget=budget,
-            devices=tuple(coeffs),
+            devices=tuple(devices),
             header_bytes=header,
             tensors=len(params),
         )
-        plan = allocate(fleet, cfg.scheme)
+
+    plan = None
+    while coeffs:
+        plan = allocate(fleet_of(coeffs), cfg.scheme)
         late = {
             p.device_id for p in plan.infeasible if p.kind == "deadline" and p.device_id is not None
         }
@@ -185,15 +188,7 @@ def plan_round(
         # Every device is too slow for the deadline: give them all the round anyway, at their
         # lowest bits; those that miss it are recorded as late.
         coeffs = [device_coeffs(row, cfg, notes) for row in devices]
-        fleet = Fleet(
-            params=d,
-            deadline_s=deadline,
-            error_budget=budget,
-            devices=tuple(coeffs),
-            header_bytes=header,
-            tensors=len(params),
-        )
-        plan = allocate(fleet, "fp32" if cfg.scheme == "fp32" else f"fixed-{fixed or 1}")
+        plan = allocate(fleet_of(coeffs), "fp32" if cfg.scheme == "fp32" else f"fixed-{fixed or 1}")
         notes.append("no device can meet the deadline; all assigned anyway")
         excluded = {}
     for p in plan.infeasible:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from .config import SensingConfig
+from .errors import SensingError
 from .sysfs import CommandRunner
 
 
@@ -65,9 +66,17 @@ class PowerSource(abc.ABC):
         self.sample_period_s = max(sample_period_s, self.min_period_s)
 
     @classmethod
-    @abc.abstractmethod
     def probe(cls, ctx: SourceContext) -> Probe:
-        """Cheap check; never raises."""
+        """Cheap check; never raises. By default: open the source and describe it."""
+        try:
+            src = cls.open(ctx)
+        except SensingError as e:
+            return Probe(cls.name, False, str(e))
+        return Probe(cls.name, True, detail=src.probe_detail())
+
+    def probe_detail(self) -> Dict[str, object]:
+        """What ``probe`` reports about an available source."""
+        return {"scope": self.scope}
 
     @classmethod
     @abc.abstractmethod

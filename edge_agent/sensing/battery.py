@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .base import PowerReading, PowerSource, Probe, SourceContext
-from .errors import SensingError, SensorReadError, SourceUnavailable
+from .base import PowerReading, PowerSource, SourceContext
+from .errors import SensorReadError, SourceUnavailable
 from .sysfs import read_int, read_opt_text, under
 
 
@@ -50,14 +50,6 @@ class BatterySource(PowerSource):
             sample_period_s=period_s,
         )
         self.batteries = batteries
-
-    @classmethod
-    def probe(cls, ctx: SourceContext) -> Probe:
-        try:
-            src = cls.open(ctx)
-        except SensingError as e:
-            return Probe(cls.name, False, str(e))
-        return Probe(cls.name, True, detail={"scope": src.scope})
 
     @classmethod
     def open(cls, ctx: SourceContext) -> BatterySource:

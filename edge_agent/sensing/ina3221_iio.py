@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
-from .base import PowerReading, PowerSource, Probe, SourceContext
-from .errors import SensingError, SensorReadError, SourceUnavailable
+from .base import PowerReading, PowerSource, SourceContext
+from .errors import SensorReadError, SourceUnavailable
 from .ina3221_hwmon import is_skipped_label
 from .sysfs import read_int, read_text, under
 
@@ -62,17 +62,8 @@ class Ina3221IioSource(PowerSource):
         self.rails = rails
         self.total = total
 
-    @classmethod
-    def probe(cls, ctx: SourceContext) -> Probe:
-        try:
-            src = cls.open(ctx)
-        except SensingError as e:
-            return Probe(cls.name, False, str(e))
-        return Probe(
-            cls.name,
-            True,
-            detail={"scope": src.scope, "rails": [f"{r.chip}:{r.label}" for r in src.rails]},
-        )
+    def probe_detail(self) -> Dict[str, object]:
+        return {"scope": self.scope, "rails": [f"{r.chip}:{r.label}" for r in self.rails]}
 
     @classmethod
     def open(cls, ctx: SourceContext) -> Ina3221IioSource:
