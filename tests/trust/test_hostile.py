@@ -260,7 +260,8 @@ def test_update_norm_out_of_line_is_refused_from_round_0(h: Hostile) -> None:
 
 def test_oversized_metadata_strings(h: Hostile) -> None:
     before = h.state()
-    for fields in ({"board": "b" * 10_000}, {"dvfs_reason": "r" * 300}):
+    oversized: List[Dict[str, Any]] = [{"board": "b" * 10_000}, {"dvfs_reason": "r" * 300}]
+    for fields in oversized:
         with pytest.raises(grpc.RpcError) as e:
             h.mallory.register(**fields)
         F.expect(e.value, OK.INVALID_ARGUMENT, "characters long", "limit")
