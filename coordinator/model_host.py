@@ -15,6 +15,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from greenfed.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -30,11 +32,15 @@ class ModelHost:
         eval_threads: int = 1,
         schedule_steps: int = 200,
         feature_weights: Optional[str] = None,
+        train_data: Optional[str] = None,
     ) -> None:
         from greenfed import ddpm
 
         self._ddpm = ddpm
-        data = ddpm.load_data(eval_data)
+        try:
+            data = ddpm.load_data(eval_data)
+        except (ddpm.DataSpecError, FileNotFoundError) as e:
+            raise ConfigError(f"eval_data: {e}") from e
         c, h, _ = data.shape
         self.unet_config = ddpm.preset(preset, in_channels=c, image_size=h)
         self.schedule = ddpm.NoiseSchedule(num_steps=schedule_steps)
@@ -43,6 +49,14 @@ class ModelHost:
         self.eval_ddim_steps = eval_ddim_steps
         self.eval_threads = eval_threads
         self.feature_weights = feature_weights
+        self.train_data = train_data
+        digits = eval_data.startswith("digits")
+        if eval_samples > 0 and not digits and (train_data is None or feature_weights is None):
+            # Fail at start-up, not after the first round's training.
+            raise ConfigError(
+                f"evaluating {eval_data!r} needs eval_train_data and eval_feature_weights "
+                "(the shipped classifier is for digits; see docs/ddpm.md), or eval_samples = 0"
+            )
         self._model = ddpm.build_model(self.unet_config, seed=0)
         self._metric: Optional[Any] = None
 
@@ -63,9 +77,9 @@ class ModelHost:
         if self._metric is None:
             if self.eval_data.startswith("digits"):
                 self._metric = ddpm.QualityMetric()
-            else:  # other data: needs its own feature weights (docs/ddpm.md)
+            else:  # other data: its own training split and feature weights (docs/ddpm.md)
                 self._metric = ddpm.QualityMetric(
-                    train=ddpm.load_data(self.eval_data),
+                    train=ddpm.load_data(self.train_data),
                     heldout=ddpm.load_data(self.eval_data),
                     feature_weights=self.feature_weights,
                 )

@@ -49,7 +49,13 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
 
         serve_metrics(store, listen_host(cfg.listen), cfg.metrics_port)
     host = ModelHost(
-        cfg.model_preset, cfg.eval_data, cfg.eval_samples, cfg.eval_ddim_steps, cfg.eval_threads
+        cfg.model_preset,
+        cfg.eval_data,
+        cfg.eval_samples,
+        cfg.eval_ddim_steps,
+        cfg.eval_threads,
+        feature_weights=str(cfg.eval_feature_weights) if cfg.eval_feature_weights else None,
+        train_data=cfg.eval_train_data,
     )
     engine = Engine(cfg, store, host)
     engine.resume()

@@ -355,38 +355,40 @@ class Agent:
         ddpm.set_state_arrays(self.model, start)
 
         self.monitor.begin_window("compute")
-        t0 = time.monotonic()
-        result = ddpm.train_local(
-            self.model,
-            self.schedule,
-            self.data.images,
-            ddpm.TrainConfig(
-                steps=int(a.local_steps),
-                batch_size=int(a.batch_size),
-                lr=float(a.learning_rate),
-                seed=int(a.seed) % (2**31),
-                num_threads=self.cfg.num_threads,
-                max_seconds=self._training_budget_s(a),
-            ),
-        )
-        report.train_time_s = time.monotonic() - t0
-        if result.stopped_early:
-            log.warning(
-                "round %d: stopped after %d of %d steps to upload before the deadline",
-                a.round,
-                result.steps,
-                a.local_steps,
+        try:  # a failure in training or encoding must not leave the window open
+            t0 = time.monotonic()
+            result = ddpm.train_local(
+                self.model,
+                self.schedule,
+                self.data.images,
+                ddpm.TrainConfig(
+                    steps=int(a.local_steps),
+                    batch_size=int(a.batch_size),
+                    lr=float(a.learning_rate),
+                    seed=int(a.seed) % (2**31),
+                    num_threads=self.cfg.num_threads,
+                    max_seconds=self._training_budget_s(a),
+                ),
             )
-        delta = update_of(ddpm.get_state_arrays(self.model), start)
-        enc = codec.encode(
-            delta,
-            codec.CodecConfig(
-                mode=a.mode,
-                bits=int(a.bits) if a.mode == "stochastic" else 8,
-                block_size=int(a.block_size) or None,
-            ),
-        )
-        windows.append(self.monitor.end_window("compute"))
+            report.train_time_s = time.monotonic() - t0
+            if result.stopped_early:
+                log.warning(
+                    "round %d: stopped after %d of %d steps to upload before the deadline",
+                    a.round,
+                    result.steps,
+                    a.local_steps,
+                )
+            delta = update_of(ddpm.get_state_arrays(self.model), start)
+            enc = codec.encode(
+                delta,
+                codec.CodecConfig(
+                    mode=a.mode,
+                    bits=int(a.bits) if a.mode == "stochastic" else 8,
+                    block_size=int(a.block_size) or None,
+                ),
+            )
+        finally:
+            windows.append(self.monitor.end_window("compute"))
         if enc.frame_bytes > self.max_update_bytes:
             raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
