@@ -64,10 +64,8 @@ class CoordinatorConfig:
     prior_update_range: float = 0.05  # R_k before a device's first update
     # Evaluation of the global model after each round.
     eval_data: str = "digits:split=test"
-    # For data other than digits: the images the feature classifier was trained on (the FD's
-    # floor) and its weights (scripts/train_classifier.py); see docs/ddpm.md.
-    eval_train_data: Optional[str] = None
-    eval_feature_weights: Optional[Path] = None
+    eval_train_data: Optional[str] = None  # non-digits data: the classifier's training images
+    eval_feature_weights: Optional[Path] = None  # non-digits data: its classifier (docs/ddpm.md)
     eval_samples: int = 256
     eval_ddim_steps: int = 50
     eval_threads: int = 1
@@ -77,9 +75,7 @@ class CoordinatorConfig:
     poll_interval_s: float = 10.0  # WaitAssignment blocks at most this long
     device_timeout_s: float = 60.0  # a device unseen for this long is not given work
     max_concurrent_decodes: int = 2  # bounds memory: decoded updates held at once
-    # gRPC server threads: every waiting device holds one during its long poll, so keep this
-    # well above the fleet size (uploads and downloads may each use a quarter of it).
-    max_workers: int = 128
+    max_workers: int = 128  # gRPC threads; each waiting device holds one: keep above the fleet
     stream_idle_s: float = 30.0  # an upload stream that sends nothing this long is cut
     max_update_norm_ratio: float = 0.0  # >0: refuse updates this many times above the median
     metrics_port: int = 0  # Prometheus metrics on this port (0: off)
