@@ -87,7 +87,7 @@ def save_checkpoint(
     ema: Optional[Mapping[str, torch.Tensor]] = None,
     meta: Optional[Dict[str, Any]] = None,
 ) -> None:
-    """Write atomically (temp file + rename)."""
+    """Write atomically: temp file, fsync, rename; the temp file is removed on failure."""
     blob = {
         "format": FORMAT,
         "unet": model.config.to_dict(),
@@ -98,8 +98,15 @@ def save_checkpoint(
     }
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(blob, fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # the data is on disk before the rename makes it current
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written temp file
+        raise
 
 
 def _torch_load(path: Path) -> Any:

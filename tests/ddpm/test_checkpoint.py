@@ -56,3 +56,25 @@ def test_state_arrays_round_trip_and_order() -> None:
     bad = dict(arrays, **{"conv_in.bias": np.zeros(3, np.float32)})
     with pytest.raises(CheckpointError, match="shape"):
         set_state_arrays(b, bad)
+
+
+def test_failed_save_leaves_previous_checkpoint_and_no_temp(tmp_path, monkeypatch) -> None:
+    import pytest as _pytest
+    import torch as _torch
+
+    from greenfed.ddpm import NoiseSchedule, build_model, load_checkpoint, preset, save_checkpoint
+
+    model = build_model(preset("pi-small"))
+    path = tmp_path / "round.pt"
+    save_checkpoint(path, model, NoiseSchedule(num_steps=10))
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_torch, "save", full_disk)
+    with _pytest.raises(OSError, match="No space"):
+        save_checkpoint(path, model, NoiseSchedule(num_steps=10))
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+    assert load_checkpoint(path).config == model.config
