@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -149,7 +149,7 @@ def error_budget(cfg: CoordinatorConfig, params: int, last_sq_norm: Optional[flo
 
 def plan_round(
     cfg: CoordinatorConfig,
-    devices: List[Mapping[str, Any]],
+    devices: Sequence[Mapping[str, Any]],
     params: Mapping[str, np.ndarray],
     last_sq_norm: Optional[float],
 ) -> RoundPlan:

@@ -72,7 +72,13 @@ def serve(
     """Run until ``cfg.rounds`` rounds have completed (or stop); returns completed rounds."""
     coord = build(cfg)
     if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), coord.stop()), daemon=True).start()
+        event = stop
+
+        def stop_when_set() -> None:
+            event.wait()
+            coord.stop()
+
+        threading.Thread(target=stop_when_set, name="stop-watch", daemon=True).start()
     try:
         if on_ready is not None:
             on_ready(coord)

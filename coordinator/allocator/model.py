@@ -26,7 +26,7 @@ import numpy as np
 try:  # the codec's exact frame overhead (numpy only, no torch); optional for the allocator
     from greenfed.codec import header_bytes as _codec_header_bytes
 except ImportError:  # pragma: no cover - a checkout without the codec
-    _codec_header_bytes = None
+    _codec_header_bytes = None  # type: ignore[assignment]
 
 #: Fallback header estimate when the codec is not importable and the fleet gives no
 #: ``header_bytes``: per quantized tensor a scale, an offset, a shape and a name (~64 bytes),

@@ -130,7 +130,13 @@ def refit(
         for name in ("kappa", "uplink_bytes_per_s", "energy_per_byte_j")
     }
     cycles = cps * round_samples if math.isfinite(cps) and round_samples > 0 else coeffs.cycles
-    return replace(coeffs, cycles=cycles, **fields)
+    return replace(
+        coeffs,
+        cycles=cycles,
+        kappa=fields["kappa"],
+        uplink_bytes_per_s=fields["uplink_bytes_per_s"],
+        energy_per_byte_j=fields["energy_per_byte_j"],
+    )
 
 
 def predict_round(

@@ -219,13 +219,13 @@ def load_folder(path: Path, *, size: int = 32, channels: int = 3) -> ImageData:
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)
     for i, p in enumerate(files):
         try:
-            with Image.open(p) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
+            with Image.open(p) as raw:
+                im = raw.convert("L" if channels == 1 else "RGB")
                 w, h = im.size
                 s = min(w, h)
                 box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-                im = im.resize((size, size), Image.BILINEAR, box=box)
-                arr = np.asarray(im, dtype=np.uint8)
+                bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow >= 9.1
+                arr = np.asarray(im.resize((size, size), bilinear, box=box), dtype=np.uint8)
         except OSError as e:
             raise DataSpecError(f"{p}: cannot read image: {e}") from e
         out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)

@@ -103,6 +103,10 @@ class FeatureExtractor(nn.Module):
     """Penultimate features, z-scored with the train split's statistics (constant features
     dropped). Float64 out. ``num_features`` as torchmetrics' custom-extractor protocol wants."""
 
+    keep: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, classifier: Classifier, train_images: np.ndarray) -> None:
         super().__init__()
         self.classifier = classifier.eval()

@@ -6,7 +6,7 @@ noise predictor, so torch and onnxruntime sampling differ only in the network's 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ def sample(
 
     ``steps`` None or T: DDPM ancestral; fewer: DDIM (``eta`` 0 deterministic given ``seed``).
     """
-    cfg = model.config  # type: ignore[attr-defined]
+    cfg: Any = model.config
     shape = (n, cfg.in_channels, cfg.image_size, cfg.image_size)
     prev_threads = torch.get_num_threads()
     if num_threads is not None:

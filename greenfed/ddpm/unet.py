@@ -13,7 +13,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 import torch
 from torch import nn
@@ -59,7 +59,8 @@ class UNetConfig:
         unknown = set(d) - set(hints)
         if unknown:
             raise ConfigError(f"unknown UNetConfig keys: {sorted(unknown)}")
-        return cls(**{k: (list(v) if k == "channel_mults" else v) for k, v in d.items()})
+        values: Dict[str, Any] = {k: (list(v) if k == "channel_mults" else v) for k, v in d.items()}
+        return cls(**values)
 
     def replace(self, **changes: Any) -> UNetConfig:
         return dataclasses.replace(self, **changes)
@@ -161,7 +162,7 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         skips = []
         for blocks, down in zip(self.down, self.downsample):
-            for b in blocks:
+            for b in cast(nn.ModuleList, blocks):
                 h = b(h, temb)
             skips.append(h)
             h = down(h)
@@ -170,7 +171,7 @@ class UNet(nn.Module):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             h = torch.cat([h, skips.pop()], dim=1)
-            for b in blocks:
+            for b in cast(nn.ModuleList, blocks):
                 h = b(h, temb)
         return self.conv_out(F.silu(self.norm_out(h)))
 
