@@ -6,7 +6,8 @@ uploads in flight), rebuilt from scratch after a restart (an open round found at
 aborted and the agents are handed the next one).
 
 Threads: gRPC worker threads call the public methods; one driver thread runs
-:meth:`Engine.run`. One lock and one condition variable guard the in-memory round.
+:meth:`Engine.run` (the :class:`~coordinator.rounds.RoundDriver` half, in rounds.py). One
+lock and one condition variable guard the in-memory round.
 
 Test hook: :func:`coordinator.faults.fault_point` marks the phases of a round where
 ``GREENFED_FAULT`` can kill the process (fault-injection tests only).
