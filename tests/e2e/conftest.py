@@ -12,6 +12,7 @@ import pytest
 
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
 from edge_agent.sensing import CalibrationProfile
+from greenfed.v1 import fleet_pb2 as pb
 
 T = TypeVar("T")
 
@@ -25,6 +26,19 @@ FAST: Dict[str, Any] = {
     "grace_s": 1.0,
     "deadline_s": 60.0,
 }
+
+
+# The calibration profile raw test clients register with: fixture values, labelled as such.
+PROFILE = pb.CalibrationProfile(
+    idle_power_w=5,
+    kappa=1e-27,
+    cycles_per_sample=2e6,
+    uplink_bytes_per_s=1e7,
+    energy_per_byte_j=1e-7,
+    source="estimated",
+    scope="test",
+    estimated=True,
+)
 
 
 def wait_for(what: str, fn: Callable[[], Optional[T]], timeout_s: float = 90.0) -> T:

@@ -13,7 +13,7 @@ import pytest
 
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Cluster, rows, wait_for
+from tests.e2e.conftest import PROFILE, Cluster, rows, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -127,17 +127,7 @@ def test_bad_uploads_are_refused_while_the_round_goes_on(
     c.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{c.port}")
     stub = pb_grpc.FleetStub(channel)
-    profile = pb.CalibrationProfile(
-        idle_power_w=5,
-        kappa=1e-27,
-        cycles_per_sample=2e6,
-        uplink_bytes_per_s=1e7,
-        energy_per_byte_j=1e-7,
-        source="estimated",
-        scope="test",
-        estimated=True,
-    )
-    _call(stub.Register, pb.RegisterRequest(samples=100, profile=profile), "mallory")
+    _call(stub.Register, pb.RegisterRequest(samples=100, profile=PROFILE), "mallory")
     c.agent("honest", "shard=1/2")
     a = wait_for(
         "mallory's assignment",

@@ -22,18 +22,7 @@ import zstandard
 from greenfed import codec
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
-from tests.e2e.conftest import rows, wait_for
-
-PROFILE = pb.CalibrationProfile(
-    idle_power_w=5,
-    kappa=1e-27,
-    cycles_per_sample=2e6,
-    uplink_bytes_per_s=1e7,
-    energy_per_byte_j=1e-7,
-    source="estimated",
-    scope="test",
-    estimated=True,
-)
+from tests.e2e.conftest import PROFILE, rows, wait_for
 
 
 class RawDevice:
