@@ -32,7 +32,8 @@ from .model import (
     round_time_s,
     stepped_energy_j,
 )
-from .plan import ERROR_BUDGET, ROUNDING, Infeasibility
+from .plan import ROUNDING, Infeasibility
+from .solve import over_budget
 
 #: Relative slack for the deadline check after rounding (floating-point noise only).
 DEADLINE_RTOL = 1e-9
@@ -161,17 +162,7 @@ def verify(fleet: FleetArrays, bits: np.ndarray, freq_hz: np.ndarray) -> List[In
                 f"deadline {fleet.deadline_s:g} s",
             )
         )
-    err = float(device_error(fleet, bits).sum())
-    if err > fleet.error_budget:
-        out.append(
-            Infeasibility(
-                kind=ERROR_BUDGET,
-                device_id=None,
-                value=err,
-                limit=fleet.error_budget,
-                unit="error",
-                message=f"error {err:.6g} of the integer bits exceeds the budget "
-                f"{fleet.error_budget:.6g} by {err - fleet.error_budget:.6g}",
-            )
-        )
+    over = over_budget(fleet, bits, "of the integer bits")
+    if over is not None:
+        out.append(over)
     return out

@@ -30,11 +30,12 @@ from .model import (
     device_error,
     round_time_s,
 )
-from .plan import BITS_RANGE, ERROR_BUDGET, Infeasibility, Plan
+from .plan import BITS_RANGE, Infeasibility, Plan
 from .solve import (
     bit_bounds,
     budget_infeasibility,
     deadline_infeasibilities,
+    over_budget,
     solve_continuous,
 )
 
@@ -128,17 +129,7 @@ def _uniform(fleet: FleetArrays, scheme: str, bits_value: float) -> Plan:
                     f"{fleet.bits_min[i]:g}..{fleet.bits_max[i]:g}",
                 )
             )
-        err = float(device_error(fleet, bits).sum())
-        if err > fleet.error_budget:
-            problems.append(
-                Infeasibility(
-                    kind=ERROR_BUDGET,
-                    device_id=None,
-                    value=err,
-                    limit=fleet.error_budget,
-                    unit="error",
-                    message=f"error {err:.6g} with {bits_value:g} bits exceeds the budget "
-                    f"{fleet.error_budget:.6g} by {err - fleet.error_budget:.6g}",
-                )
-            )
+        over = over_budget(fleet, bits, f"with {bits_value:g} bits")
+        if over is not None:
+            problems.append(over)
     return _plan(fleet, scheme, bits, freq, None, problems)

@@ -86,24 +86,34 @@ def deadline_infeasibilities(fleet: FleetArrays, low: np.ndarray) -> List[Infeas
     return out
 
 
-def budget_infeasibility(fleet: FleetArrays, high: np.ndarray) -> Optional[Infeasibility]:
-    """The budget check at every device's highest bits; None when it holds."""
-    err = float(device_error(fleet, high).sum())
+def over_budget(
+    fleet: FleetArrays, bits: np.ndarray, what: str, detail: str = ""
+) -> Optional[Infeasibility]:
+    """The error budget check for ``bits`` (``what`` names them in the message); None if met."""
+    err = float(device_error(fleet, bits).sum())
     if err <= fleet.error_budget:
         return None
-    capped = int(np.count_nonzero(high < fleet.bits_max))
     return Infeasibility(
         kind=ERROR_BUDGET,
         device_id=None,
         value=err,
         limit=fleet.error_budget,
         unit="error",
-        message=(
-            f"error {err:.6g} at every device's highest bits exceeds the budget "
-            f"{fleet.error_budget:.6g} by {err - fleet.error_budget:.6g} "
-            f"({err / fleet.error_budget:.3g}x); {capped} device(s) are capped below bits_max "
-            f"by the deadline"
-        ),
+        message=f"error {err:.6g} {what} exceeds the budget {fleet.error_budget:.6g} by "
+        f"{err - fleet.error_budget:.6g}{detail}",
+    )
+
+
+def budget_infeasibility(fleet: FleetArrays, high: np.ndarray) -> Optional[Infeasibility]:
+    """The budget check at every device's highest bits; None when it holds."""
+    err = float(device_error(fleet, high).sum())
+    capped = int(np.count_nonzero(high < fleet.bits_max))
+    return over_budget(
+        fleet,
+        high,
+        "at every device's highest bits",
+        f" ({err / fleet.error_budget:.3g}x); {capped} device(s) are capped below bits_max "
+        "by the deadline",
     )
 
 
