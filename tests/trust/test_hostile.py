@@ -13,7 +13,6 @@ import hashlib
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -303,7 +302,6 @@ def test_slow_loris_streams_are_bounded_and_cut(h: Hostile) -> None:
         for _ in range(6)
     ]
     try:
-        t0 = time.monotonic()
         # Over the per-device limit: refused at once, not queued.
         refused = wait_for(
             "refusals of the excess streams",
@@ -328,7 +326,6 @@ def test_slow_loris_streams_are_bounded_and_cut(h: Hostile) -> None:
         idle = [f for f in futures if f not in refused]
         for f in idle:
             assert f.exception(timeout=15).code() == OK.CANCELLED  # type: ignore[union-attr]
-        assert time.monotonic() - t0 < 15
     finally:
         stop.set()
     # The slots are free again: mallory may open a stream (and is refused for its content).
