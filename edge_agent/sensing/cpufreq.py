@@ -10,14 +10,25 @@ Layout (kHz everywhere in sysfs; Hz everywhere in our API)::
         scaling_min_freq / scaling_max_freq the governor's limits, kHz (root writes)
         scaling_governor
 
+An **inactive** policy is one whose CPUs are all offline (a Jetson nvpmodel mode takes a
+cluster offline: Orin Nano 7 W runs 4 of 6 cores). The kernel keeps its folder and answers
+every read with EBUSY; such a policy is listed in :attr:`CpuFreq.inactive` with the reason
+and left out of the frequency model (reading, steps, range, DVFS). A policy that goes
+offline mid-run is skipped from then on.
+
 Where sysfs has no cpufreq (VMs, containers) ``psutil.cpu_freq()`` is the fallback; it
-returns None on some ARM VMs and min = max = 0 on others, both handled.
+returns None on some ARM VMs and min = max = 0 on others, both handled. Under another sysfs
+root (a copied tree) psutil is never asked: it would describe this host, not that board.
 
 DVFS: :meth:`CpuFreq.apply` clamps ``scaling_max_freq`` (and ``scaling_min_freq`` when it
 lies above the target) to the next available step ≥ the request, remembers the original
 limits, and restores them on :meth:`CpuFreq.restore`, at interpreter exit (atexit) and on
 SIGTERM (a handler that restores, then chains to the previous handler). A board is never
-left clamped by a clean exit or a SIGTERM; SIGKILL cannot be caught.
+left clamped by a clean exit or a SIGTERM; SIGKILL cannot be caught. The handler runs on the
+main thread between two bytecodes, possibly inside :meth:`CpuFreq.apply` on that same
+thread: it then never waits for the lock that ``apply`` holds (that would deadlock until
+systemd's kill, leaving the CPU clamped); it marks the signal pending, ``apply`` finishes
+its writes, restores, and the signal is handled as it would have been.
 """
 
 from __future__ import annotations
@@ -28,12 +39,13 @@ import os
 import re
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .errors import SensingError
+from .errors import SensingError, SensorBusy
 from .sysfs import read_int, read_opt_text, under, write_text
 
 log = logging.getLogger(__name__)
@@ -104,41 +116,73 @@ def _cpus(text: Optional[str]) -> List[int]:
     return out
 
 
-def discover_policies(sysfs_root: Path) -> List[Policy]:
+@dataclass
+class InactivePolicy:
+    """A policy the kernel keeps but answers with EBUSY: its CPUs are offline."""
+
+    name: str
+    reason: str
+
+
+def _read_policy(p: Path, number: int) -> Policy:
+    steps = sorted(
+        {int(s) for s in (read_opt_text(p / "scaling_available_frequencies") or "").split()}
+    )
+    affected = read_opt_text(p / "affected_cpus")
+    if affected is not None and not affected.strip():
+        raise SensorBusy(f"{p}/affected_cpus: empty (no online CPU in this policy)")
+    cpus = _cpus(affected or read_opt_text(p / "related_cpus"))
+    return Policy(
+        path=p,
+        cpus=cpus or [number],
+        steps_khz=steps,
+        min_khz=read_int(p / "cpuinfo_min_freq"),
+        max_khz=read_int(p / "cpuinfo_max_freq"),
+        governor=read_opt_text(p / "scaling_governor"),
+    )
+
+
+def discover_policies(sysfs_root: Path) -> Tuple[List[Policy], List[InactivePolicy]]:
+    """Active policies, and the inactive ones with the reason (offline CPUs)."""
     base = under(sysfs_root, CPUFREQ_DIR)
     if not base.is_dir():
-        return []
-    pols = []
+        return [], []
+    offline = read_opt_text(under(sysfs_root, "/sys/devices/system/cpu/offline")) or ""
+    pols: List[Policy] = []
+    inactive: List[InactivePolicy] = []
     for p in sorted(base.iterdir(), key=lambda x: x.name):
         m = re.fullmatch(r"policy(\d+)", p.name)
         if not m or not (p / "scaling_max_freq").exists():
             continue
-        steps = sorted(
-            {int(s) for s in (read_opt_text(p / "scaling_available_frequencies") or "").split()}
-        )
-        cpus = _cpus(read_opt_text(p / "affected_cpus") or read_opt_text(p / "related_cpus"))
-        pols.append(
-            Policy(
-                path=p,
-                cpus=cpus or [int(m.group(1))],
-                steps_khz=steps,
-                min_khz=read_int(p / "cpuinfo_min_freq"),
-                max_khz=read_int(p / "cpuinfo_max_freq"),
-                governor=read_opt_text(p / "scaling_governor"),
+        try:
+            pols.append(_read_policy(p, int(m.group(1))))
+        except SensorBusy:
+            where = f"; offline CPUs: {offline}" if offline.strip() else ""
+            inactive.append(
+                InactivePolicy(
+                    p.name,
+                    f"inactive: the kernel answers EBUSY, its CPUs are offline "
+                    f"(e.g. an nvpmodel power mode){where}",
+                )
             )
-        )
-    return pols
+    return pols, inactive
 
 
 class CpuFreq:
     """CPU frequency of this board, and DVFS where the OS allows it."""
 
-    def __init__(self, sysfs_root: Path = Path("/"), use_psutil: bool = True) -> None:
+    def __init__(self, sysfs_root: Path = Path("/"), use_psutil: Optional[bool] = None) -> None:
+        """``use_psutil``: ask psutil where sysfs has no cpufreq; by default only for the
+        real root (under a copied tree psutil would describe this host)."""
         self.sysfs_root = Path(sysfs_root)
-        self.policies = discover_policies(self.sysfs_root)
-        self._use_psutil = use_psutil and not self.policies
+        self.policies, self.inactive = discover_policies(self.sysfs_root)
+        if use_psutil is None:
+            use_psutil = self.sysfs_root == Path("/")
+        self._use_psutil = use_psutil and not self.policies and not self.inactive
         self._saved: Dict[str, Tuple[int, int]] = {}
         self._lock = threading.Lock()
+        self._lock_owner: Optional[int] = None  # thread id holding _lock (signal safety)
+        self._pending_signal: Optional[int] = None
         self._prev_handler: Any = None
         self._guarded = False
         self._psutil_range: Tuple[Optional[float], Optional[float]] = (None, None)
@@ -165,10 +209,18 @@ class CpuFreq:
 
     def read(self) -> CpuFreqReading:
         if self.policies:
-            per = {p.name: p.cur_khz() * 1000.0 for p in self.policies}
-            n = sum(len(p.cpus) for p in self.policies)
-            mean = sum(per[p.name] * len(p.cpus) for p in self.policies) / n
-            return CpuFreqReading(mean, per, "sysfs")
+            per: Dict[str, float] = {}
+            for p in list(self.policies):
+                try:
+                    per[p.name] = p.cur_khz() * 1000.0
+                except SensorBusy as e:  # its cluster went offline mid-run: leave it out
+                    self._deactivate(p, str(e))
+            live = [p for p in self.policies if p.name in per]
+            if live:
+                n = sum(len(p.cpus) for p in live)
+                mean = sum(per[p.name] * len(p.cpus) for p in live) / n
+                return CpuFreqReading(mean, per, "sysfs")
+            return CpuFreqReading(None, {}, "none")
         if self._use_psutil:
             f = self._psutil_freq()
             if f is not None and f.current:
@@ -202,11 +254,19 @@ class CpuFreq:
     def governors(self) -> Dict[str, Optional[str]]:
         return {p.name: p.governor for p in self.policies}
 
+    def _deactivate(self, policy: Policy, reason: str) -> None:
+        log.warning("cpufreq %s went inactive (%s): left out from now on", policy.name, reason)
+        self.policies = [p for p in self.policies if p is not policy]
+        self.inactive.append(InactivePolicy(policy.name, f"inactive since start-up: {reason}"))
+
     # -- DVFS ------------------------------------------------------------------------
     def dvfs_status(self) -> DvfsResult:
         """Can :meth:`apply` work here? (``applied`` means "possible"; nothing is written.)"""
         if not self.policies:
-            return DvfsResult(False, f"no cpufreq policies under {CPUFREQ_DIR}")
+            why = "no cpufreq policies"
+            if self.inactive:
+                why = "no active cpufreq policy (CPUs offline)"
+            return DvfsResult(False, f"{why} under {CPUFREQ_DIR}")
         for p in self.policies:
             f = p.path / "scaling_max_freq"
             if not os.access(f, os.W_OK):
@@ -220,34 +280,61 @@ class CpuFreq:
         if not status.applied:
             return DvfsResult(False, status.reason, requested_hz=freq_hz)
         applied: List[float] = []
-        with self._lock:
+        failed = ""
+        self._install_guards()  # before the first write: a SIGTERM from here on restores
+        with self._locked():
             try:
                 for p in self.policies:
-                    cur_min = read_int(p.path / "scaling_min_freq")
-                    cur_max = read_int(p.path / "scaling_max_freq")
-                    if p.name not in self._saved:
-                        self._saved[p.name] = (cur_min, cur_max)
-                    orig_min, _ = self._saved[p.name]
-                    target = p.target_khz(freq_hz)
-                    new_min = min(orig_min, target)
-                    if target >= cur_max:
-                        write_text(p.path / "scaling_max_freq", str(target))
-                        write_text(p.path / "scaling_min_freq", str(new_min))
-                    else:
-                        write_text(p.path / "scaling_min_freq", str(new_min))
-                        write_text(p.path / "scaling_max_freq", str(target))
-                    applied.append(target * 1000.0)
+                    target = self._clamp(p, freq_hz)
+                    if target is not None:
+                        applied.append(target * 1000.0)
             except SensingError as e:
                 self._restore_locked()
-                return DvfsResult(False, f"write failed: {e}", requested_hz=freq_hz)
-        self._install_guards()
+                failed = f"write failed: {e}"
+        self._deliver_pending_signal()
+        if failed or not applied:
+            return DvfsResult(False, failed or "every policy went inactive", requested_hz=freq_hz)
+        if not self.clamped:  # a SIGTERM arrived meanwhile: its handler restored the limits
+            return DvfsResult(False, "restored: SIGTERM arrived while applying", freq_hz)
         return DvfsResult(True, "clamped scaling_max_freq", freq_hz, max(applied))
+
+    def _clamp(self, p: Policy, freq_hz: float) -> Optional[int]:
+        """Write one policy's limits (lock held); None when it went inactive meanwhile."""
+        try:
+            cur_min = read_int(p.path / "scaling_min_freq")
+            cur_max = read_int(p.path / "scaling_max_freq")
+        except SensorBusy as e:
+            self._deactivate(p, str(e))
+            return None
+        if p.name not in self._saved:
+            self._saved[p.name] = (cur_min, cur_max)
+        orig_min, _ = self._saved[p.name]
+        target = p.target_khz(freq_hz)
+        new_min = min(orig_min, target)
+        if target >= cur_max:
+            write_text(p.path / "scaling_max_freq", str(target))
+            write_text(p.path / "scaling_min_freq", str(new_min))
+        else:
+            write_text(p.path / "scaling_min_freq", str(new_min))
+            write_text(p.path / "scaling_max_freq", str(target))
+        return target
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock, recording its owner so the SIGTERM handler can tell it may not wait."""
+        with self._lock:
+            self._lock_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = None
 
     def restore(self) -> None:
         """Write back the original limits (idempotent) and remove the SIGTERM guard."""
-        with self._lock:
+        with self._locked():
             self._restore_locked()
         self._remove_guards()
+        self._deliver_pending_signal()  # a SIGTERM that arrived while the lock was held
 
     def _restore_locked(self) -> None:
         errors = []
@@ -259,6 +346,8 @@ class CpuFreq:
             try:
                 write_text(p.path / "scaling_max_freq", str(orig_max))
                 write_text(p.path / "scaling_min_freq", str(orig_min))
+                del self._saved[p.name]
+            except SensorBusy:  # offline now: the kernel resets it when the CPUs return
                 del self._saved[p.name]
             except SensingError as e:
                 errors.append(f"{p.name}: {e}")
@@ -297,10 +386,24 @@ class CpuFreq:
             pass
 
     def _atexit(self) -> None:
-        with self._lock:
+        with self._locked():
             self._restore_locked()
+        self._deliver_pending_signal()
 
     def _on_sigterm(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self._lock_owner == threading.get_ident():
+            # Interrupted inside apply()/restore() on this thread: waiting for the lock would
+            # deadlock. apply() restores and re-delivers the signal once its writes are done.
+            self._pending_signal = signum
+            return
+        self._restore_and_chain(signum, frame)
+
+    def _deliver_pending_signal(self) -> None:
+        signum, self._pending_signal = self._pending_signal, None
+        if signum is not None:
+            self._restore_and_chain(signum, None)
+
+    def _restore_and_chain(self, signum: int, frame: Optional[FrameType]) -> None:
         prev = self._prev_handler
         self.restore()
         if callable(prev):

@@ -8,6 +8,8 @@ OS, subprocess and vendor errors are translated at the boundary where they happe
     │   └── SensorPermissionError   present, but this user may not read it (RAPL root-only,
     │                               group jtop, group video for vcgencmd)
     ├── SensorReadError             a present, readable sensor returned garbage or failed mid-run
+    │   └── SensorBusy              the kernel answered EBUSY: the object is inactive (a cpufreq
+    │                               policy whose CPUs an nvpmodel mode took offline)
     ├── CommandError                an external command (vcgencmd) failed or timed out
     ├── DvfsError                   writing cpufreq limits failed (apply/restore)
     ├── MonitorError                misuse of PowerMonitor (unknown window, not started)
@@ -31,6 +33,10 @@ class SensorPermissionError(SourceUnavailable):
 
 class SensorReadError(SensingError):
     """A sensor that should work returned an unreadable value or failed during a read."""
+
+
+class SensorBusy(SensorReadError):
+    """The kernel answered EBUSY: the object exists but is inactive (e.g. an offline cluster)."""
 
 
 class CommandError(SensingError):

@@ -67,8 +67,11 @@ def build_report(ctx: SourceContext, cpu: Optional[CpuFreq] = None) -> Dict[str,
             }
             for p in cpu.policies
         ],
+        "inactive_policies": [{"name": p.name, "reason": p.reason} for p in cpu.inactive],
     }
-    if not cpu.policies:
+    for p in cpu.inactive:
+        notes.append(f"cpufreq {p.name}: {p.reason}; left out of the frequency model")
+    if not cpu.policies and not cpu.inactive:
         notes.append(
             "no cpufreq in sysfs: frequency "
             + ("from psutil" if reading.freq_hz else "unknown")
@@ -121,6 +124,8 @@ def format_report(rep: Dict[str, Any]) -> str:
     for p in cpu["policies"]:
         steps = ", ".join(f"{s / 1e6:.0f}" for s in p["steps_hz"]) or "continuous range"
         lines.append(f"  {p['name']} cpus {p['cpus']} governor {p['governor']}: {steps} MHz")
+    for p in cpu.get("inactive_policies", ()):
+        lines.append(f"  {p['name']} inactive (CPUs offline): not used")
     d = rep["dvfs"]
     lines.append(
         "dvfs:    available" if d["available"] else f"dvfs:    unavailable ({d['reason']})"

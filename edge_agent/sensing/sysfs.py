@@ -11,7 +11,13 @@ import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .errors import CommandError, SensorPermissionError, SensorReadError, SourceUnavailable
+from .errors import (
+    CommandError,
+    SensorBusy,
+    SensorPermissionError,
+    SensorReadError,
+    SourceUnavailable,
+)
 
 #: The one place files are opened; tests replace it to simulate EACCES when running as root.
 _open = open
@@ -32,6 +38,8 @@ def read_text(path: Path) -> str:
     except FileNotFoundError as e:
         raise SourceUnavailable(f"{path}: not present") from e
     except OSError as e:
+        if e.errno == errno.EBUSY:
+            raise SensorBusy(f"{path}: busy (inactive: e.g. its CPUs are offline)") from e
         if e.errno in (errno.ENODATA, errno.EAGAIN, errno.EIO, errno.ENXIO):
             raise SensorReadError(f"{path}: sensor read failed ({e.strerror})") from e
         raise SensorReadError(f"{path}: {e}") from e
@@ -64,6 +72,8 @@ def write_text(path: Path, value: str) -> None:
     except PermissionError as e:
         raise SensorPermissionError(f"{path}: not writable (root needed)") from e
     except OSError as e:
+        if e.errno == errno.EBUSY:
+            raise SensorBusy(f"{path}: busy (inactive: e.g. its CPUs are offline)") from e
         raise SensorReadError(f"{path}: write {value!r} failed: {e}") from e
 
 
@@ -91,6 +101,29 @@ class CommandRunner:
                 f"{' '.join(argv)}: exit {proc.returncode}: {(err or out).strip()[:200]}"
             )
         return out + (("\n" + err) if err.strip() else "")
+
+
+class TreeRunner(CommandRunner):
+    """Answers commands from a copied board tree instead of running this host's programs.
+
+    Under a sysfs root other than ``/`` (a copied board, a container image) the host's
+    ``vcgencmd`` would describe the host. The output recorded on the board lies at the tree's
+    top as ``<arguments joined by _>.txt`` (``vcgencmd pmic_read_adc`` → ``pmic_read_adc.txt``).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def run(self, argv: Sequence[str], timeout_s: float) -> str:
+        recorded = self.root / ("_".join(argv[1:]) + ".txt")
+        if not recorded.is_file():
+            raise CommandError(f"{argv[0]}: not installed (no {recorded.name} in {self.root})")
+        return recorded.read_text(encoding="utf-8", errors="replace")
+
+
+def default_runner(sysfs_root: Path) -> CommandRunner:
+    """This host's programs for the real root; the tree's recorded outputs otherwise."""
+    return CommandRunner() if Path(sysfs_root) == Path("/") else TreeRunner(sysfs_root)
 
 
 class FakeRunner(CommandRunner):

@@ -104,10 +104,23 @@ def test_psutil_fallback_handles_none_and_zero_ranges(
 
     fake = None if value is None else SimpleNamespace(current=1800.0, min=0.0, max=0.0)
     monkeypatch.setattr(psutil, "cpu_freq", lambda: fake)
-    cpu = CpuFreq(FIXTURES / "bare")
+    cpu = CpuFreq(FIXTURES / "bare", use_psutil=True)
     r = cpu.read()
     assert cpu.min_hz is None and cpu.max_hz is None
     if value is None:
         assert r.freq_hz is None and r.source == "none" and cpu.steps_hz == []
     else:
         assert r.freq_hz == 1.8e9 and r.source == "psutil" and cpu.steps_hz == [1.8e9]
+
+
+def test_a_copied_tree_never_reads_the_hosts_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    def host(*_: Any) -> Any:
+        raise AssertionError("psutil.cpu_freq describes this host, not the copied board")
+
+    monkeypatch.setattr(psutil, "cpu_freq", host)
+    cpu = CpuFreq(FIXTURES / "bare")
+    r = cpu.read()
+    assert r.freq_hz is None and r.source == "none" and cpu.steps_hz == []
+    assert cpu.min_hz is None and cpu.max_hz is None
