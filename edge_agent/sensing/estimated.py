@@ -45,21 +45,47 @@ BOARD_CLASSES: Dict[str, BoardClass] = {
     "jetson-orin-nano": BoardClass("jetson-orin-nano", 2.2, 15.0, 0.7, "idle [N2], max [N1]"),
     "jetson-agx-orin": BoardClass("jetson-agx-orin", 7.5, 60.0, 0.7, "max [N3]; idle assumed"),
     "jetson-nano": BoardClass("jetson-nano", 1.5, 10.0, 0.7, "max [N1 r32]; idle assumed"),
+    "jetson-xavier-nx": BoardClass(
+        "jetson-xavier-nx", 3.0, 20.0, 0.7, "max: 20 W mode [N1 r35]; idle assumed"
+    ),
+    "jetson-agx-xavier": BoardClass(
+        "jetson-agx-xavier", 5.0, 30.0, 0.7, "max: 30 W mode [N1 r35]; idle assumed"
+    ),
+    "jetson-tx2": BoardClass("jetson-tx2", 2.0, 15.0, 0.7, "max: MAXN 15 W [N1 r32]; idle assumed"),
     "rpi4": BoardClass("rpi4", 2.3, 5.4, 0.7, "idle and max [P4]; radio [P4]"),
     "rpi5": BoardClass("rpi5", 2.3, 7.2, 0.7, "max [P5]; idle = Pi 4 proxy [P4]"),
     "x86-laptop": BoardClass("x86-laptop", 5.0, 28.0, 1.0, "max [I1]; idle assumed"),
     "generic": BoardClass("generic", 5.0, 10.0, 0.7, "ratio [F7]; absolute values assumed"),
 }
 
-#: (substring of /proc/device-tree/model, class); first match wins.
+#: (substring of /proc/device-tree/model, class); first match wins. L4T r32 names some
+#: developer kits by carrier codename: "Jetson-AGX" (AGX Xavier), "quill" (TX2).
 MODEL_PATTERNS: List[Tuple[str, str]] = [
     ("AGX Orin", "jetson-agx-orin"),
     ("Orin NX", "jetson-orin-nano"),
     ("Orin Nano", "jetson-orin-nano"),
+    ("Xavier NX", "jetson-xavier-nx"),
+    ("AGX Xavier", "jetson-agx-xavier"),
+    ("Jetson-AGX", "jetson-agx-xavier"),
+    ("TX2", "jetson-tx2"),
+    ("quill", "jetson-tx2"),
     ("Jetson Nano", "jetson-nano"),
     ("Raspberry Pi 5", "rpi5"),
     ("Raspberry Pi 4", "rpi4"),
     ("Raspberry Pi 400", "rpi4"),
+]
+
+#: (module part number in /proc/device-tree/compatible, class): for carriers whose model
+#: string names the carrier, not the module. p3701 AGX Orin, p3767 Orin NX/Nano, p3668
+#: Xavier NX, p2888 AGX Xavier, p3310/p3636 TX2/TX2 NX, p3448 Nano.
+COMPATIBLE_PATTERNS: List[Tuple[str, str]] = [
+    ("p3701-", "jetson-agx-orin"),
+    ("p3767-", "jetson-orin-nano"),
+    ("p3668-", "jetson-xavier-nx"),
+    ("p2888-", "jetson-agx-xavier"),
+    ("p3310-", "jetson-tx2"),
+    ("p3636-", "jetson-tx2"),
+    ("p3448-", "jetson-nano"),
 ]
 
 LAPTOP_CHASSIS = {"8", "9", "10", "14", "31", "32"}  # SMBIOS: portable, laptop, notebook...
@@ -81,6 +107,10 @@ def detect_board_class(sysfs_root: Path, configured: str = "auto") -> str:
     model = board_model(sysfs_root) or ""
     for needle, cls in MODEL_PATTERNS:
         if needle in model:
+            return cls
+    compatible = read_opt_text(under(sysfs_root, "/proc/device-tree/compatible")) or ""
+    for needle, cls in COMPATIBLE_PATTERNS:
+        if needle in compatible:
             return cls
     chassis = read_opt_text(under(sysfs_root, "/sys/class/dmi/id/chassis_type"))
     if chassis in LAPTOP_CHASSIS:

@@ -17,7 +17,7 @@ from .ina3221_iio import Ina3221IioSource
 from .jetson_stats import JtopSource
 from .rapl import RaplSource
 from .rpi_pmic import RpiPmicSource
-from .sysfs import CommandRunner
+from .sysfs import CommandRunner, default_runner
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,12 @@ def make_context(
     sysfs_root: Path = Path("/"),
     runner: Optional[CommandRunner] = None,
 ) -> SourceContext:
+    """``runner`` defaults to this host's programs for ``/`` and to the outputs recorded in
+    the tree for any other root (nothing of the host leaks into a copied board)."""
     return SourceContext(
-        cfg=cfg or SensingConfig(), sysfs_root=Path(sysfs_root), runner=runner or CommandRunner()
+        cfg=cfg or SensingConfig(),
+        sysfs_root=Path(sysfs_root),
+        runner=runner or default_runner(sysfs_root),
     )
 
 

@@ -9,7 +9,9 @@ Layout::
                                                 core/uncore are already inside the package
 
 We sum the ``package-*`` domains (disjoint), or use ``psys`` alone when no package
-domain exists; never both (psys covers the packages). ``energy_uj`` is root-only since
+domain exists; never both (psys covers the packages). A package domain excludes DRAM (its
+own ``dram`` domain, where present, is not added: server parts only, and not the board's
+memory power on laptops), and the scope says so. ``energy_uj`` is root-only since
 Linux 5.10 (CVE-2020-8694): the probe says so.
 """
 
@@ -59,6 +61,19 @@ def discover_domains(sysfs_root: Path) -> List[RaplDomain]:
     return [d for d in found if d.name == "psys"]
 
 
+def rapl_scope(names: str) -> str:
+    """What the summed domains cover, and what they leave out (DRAM above all)."""
+    if names == "psys":
+        return (
+            "platform psys (RAPL: the SoC and what the platform's power controller reports; "
+            "excludes display backlight, disks and the rest of the board)"
+        )
+    return (
+        f"CPU {names} (RAPL: cores, caches, uncore, integrated GPU; excludes DRAM, "
+        "display, disks and the rest of the board)"
+    )
+
+
 class RaplSource(PowerSource):
     name = "rapl"
 
@@ -69,9 +84,7 @@ class RaplSource(PowerSource):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = "+".join(d.name for d in domains)
-        super().__init__(
-            scope=f"CPU {names} (RAPL; excludes display, disks, board)", sample_period_s=period_s
-        )
+        super().__init__(scope=rapl_scope(names), sample_period_s=period_s)
         self.domains = domains
         self._clock = clock
         self._energy_j = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from edge_agent.sensing import (
@@ -22,6 +24,9 @@ from .conftest import FIXTURES, FakeClock
         ("orin_nano_jp6", "jetson-orin-nano"),
         ("agx_orin", "jetson-agx-orin"),
         ("nano_jp4", "jetson-nano"),
+        ("xavier_nx_jp5", "jetson-xavier-nx"),
+        ("agx_xavier_jp4", "jetson-agx-xavier"),
+        ("tx2_jp4", "jetson-tx2"),
         ("rpi5", "rpi5"),
         ("rpi4", "rpi4"),
         ("laptop_battery", "x86-laptop"),
@@ -30,6 +35,12 @@ from .conftest import FIXTURES, FakeClock
 )
 def test_board_class_from_device_tree_or_dmi(tree_name: str, cls: str) -> None:
     assert detect_board_class(FIXTURES / tree_name) == cls
+
+
+def test_a_carrier_named_model_falls_back_to_the_modules_part_number(tree: Any) -> None:
+    root = tree("xavier_nx_jp5")
+    (root / "proc/device-tree/model").write_bytes(b"Some Vendor Carrier Board\0")
+    assert detect_board_class(root) == "jetson-xavier-nx"  # nvidia,p3668 in compatible
 
 
 def test_configured_board_class_wins_and_unknown_is_rejected() -> None:
