@@ -77,6 +77,11 @@ def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]
     if f_max <= 0:
         f_min = f_max = NOMINAL_FREQ_HZ
         notes.append(f"{row['id']}: no CPU frequency known, nominal {NOMINAL_FREQ_HZ:g} Hz used")
+    if p.get("clock") == "nominal":
+        notes.append(
+            f"{row['id']}: CPU clock unreadable; planned in seconds per sample at its fixed "
+            f"clock (a nominal {f_max:g} Hz reference, not a reading)"
+        )
     steps = tuple(float(s) for s in p.get("f_steps_hz") or ())
     samples_per_round = cfg.local_steps * cfg.batch_size
     cps = float(p.get("cycles_per_sample") or 0.0)

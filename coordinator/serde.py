@@ -60,7 +60,7 @@ def register_fields(req: pb.RegisterRequest, limit: int) -> Dict[str, Any]:
         raise InvalidRequest("profile.f_min_hz must be <= profile.f_max_hz")
     if len(p.f_steps_hz) > 256:
         raise InvalidRequest("profile.f_steps_hz lists more than 256 steps")
-    for name in ("source", "scope", "created_at", "workload"):
+    for name in ("source", "scope", "created_at", "workload", "clock"):
         _text(getattr(p, name), limit, f"profile.{name}")
     return {
         "samples": int(req.samples),

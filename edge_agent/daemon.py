@@ -121,6 +121,7 @@ def profile_pb(p: CalibrationProfile) -> pb.CalibrationProfile:
         created_at=p.created_at,
         single_point=p.kappa_single_point,
         workload=p.workload[:256],
+        clock=p.clock,
     )
 
 

@@ -8,6 +8,10 @@ Each report gives one estimate per coefficient (DESIGN.md §2)::
     uplink_bytes_per_s = bytes_up / comm_time_s
     energy_per_byte_j  = comm_energy_dynamic_j / bytes_up
 
+A device whose clock cannot be read reports no frequency (0): it runs at one fixed clock
+(f_min = f_max in its coefficients, a nominal reference declared by its profile), and that
+clock stands in for the reading, so the fit works in seconds per sample at that clock.
+
 Robust running estimate: per coefficient, the **median of the last ``window`` valid estimates**
 (default 8). Estimates that are not finite and positive (a zero duration, no bytes sent, a
 negative dynamic energy when idle power was overestimated) are skipped. While fewer than three
@@ -82,9 +86,16 @@ def _div(num: float, den: float) -> Optional[float]:
     return _valid(num / den) if den > 0 and math.isfinite(den) else None
 
 
-def observe(report: RoundMeasurement) -> Dict[str, Optional[float]]:
-    """One report's estimate of each coefficient (None where the report cannot give it)."""
+def observe(
+    report: RoundMeasurement, fixed_freq_hz: Optional[float] = None
+) -> Dict[str, Optional[float]]:
+    """One report's estimate of each coefficient (None where the report cannot give it).
+
+    ``fixed_freq_hz``: the device's one clock, used when the report carries no frequency.
+    """
     f, t = report.mean_freq_hz, report.compute_time_s
+    if not f > 0 and fixed_freq_hz is not None:
+        f = fixed_freq_hz
     return {
         "cycles_per_sample": _div(f * t, report.samples),
         "kappa": _div(report.compute_energy_dynamic_j, f**3 * t),
@@ -121,7 +132,8 @@ def refit(
     seq = [reports] if isinstance(reports, RoundMeasurement) else list(reports)
     if not seq:
         return coeffs
-    obs = [observe(r) for r in seq]
+    fixed = coeffs.f_max_hz if coeffs.f_min_hz == coeffs.f_max_hz else None
+    obs = [observe(r, fixed) for r in seq]
     round_samples = samples_per_round if samples_per_round is not None else seq[-1].samples
     prior_cps = coeffs.cycles / round_samples if round_samples > 0 else float("nan")
     cps = robust_estimate([o["cycles_per_sample"] for o in obs], prior_cps, window)

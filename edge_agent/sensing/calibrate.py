@@ -5,6 +5,13 @@
    runs at each available frequency step (where DVFS works), least squares through the
    origin: κ = Σ P f³ / Σ f⁶. Without DVFS: one point at the current frequency, flagged.
 3. ``cycles_per_sample`` = f × time / samples, at the highest measured frequency.
+
+Where the CPU clock cannot be read at all (VMs, some SBC kernels: no cpufreq, psutil has
+nothing), the device runs at one fixed clock that nobody can tell us. The model then works in
+**seconds per sample** at that clock: the profile declares a nominal reference clock
+``NOMINAL_CLOCK_HZ`` (``clock = "nominal"``, a note says so), ``cycles_per_sample`` = nominal
+× seconds per sample and κ = dynamic power / nominal³, so κ·C·f² is the measured dynamic
+energy and C/f the measured time. The coordinator refits the same way from measured rounds.
 4. ``uplink_bytes_per_s`` and ``energy_per_byte_j`` = (mean power − idle) / throughput, by
    pushing bytes through a ``send(bytes)`` callable inside a ``communicate`` window (a
    loopback TCP sink for a dry run; the coordinator's upload stream in production).
@@ -37,6 +44,9 @@ Workload = Callable[[], int]
 Sender = Callable[[bytes], None]
 
 PROFILE_VERSION = 1
+
+#: The reference clock of a device whose clock cannot be read (a unit, not a reading).
+NOMINAL_CLOCK_HZ = 1.0e9
 
 
 def _now_iso() -> str:
@@ -80,6 +90,7 @@ class CalibrationProfile:
     uplink_bytes: int = 0
     idle_duration_s: float = 0.0
     notes: List[str] = field(default_factory=list)
+    clock: str = ""  # "sysfs", "psutil", or "nominal" (unreadable: NOMINAL_CLOCK_HZ reference)
     version: int = PROFILE_VERSION
 
     def to_dict(self) -> Dict[str, Any]:
@@ -220,6 +231,7 @@ def calibrate(
     monitor.idle_power_w = idle_w
 
     points: List[KappaPoint] = []
+    clock_source = cpu.read().source
     status = cpu.dvfs_status()
     steps = cpu.steps_hz
     multi = status.applied and len(steps) >= 2
@@ -238,8 +250,8 @@ def calibrate(
             w = monitor.end_window("calibrate-compute")
             f = w.mean_freq_hz or target or cpu.read().freq_hz or cpu.max_hz
             if f is None:
-                notes.append("CPU frequency unknown: κ and cycles per sample not computed")
-                continue
+                f = NOMINAL_CLOCK_HZ
+                clock_source = "nominal"
             points.append(
                 KappaPoint(f, w.mean_power_w - idle_w, w.mean_power_w, w.duration_s, w.samples, n)
             )
@@ -257,6 +269,16 @@ def calibrate(
     single = len(points) < 2
     if single:
         notes.append(f"κ from a single frequency point ({dvfs_line})")
+    f_min, f_max, f_steps = cpu.min_hz, cpu.max_hz, list(steps)
+    if clock_source == "nominal" or (clock_source == "none" and not f_steps):
+        clock_source = "nominal"
+        f_min = f_max = NOMINAL_CLOCK_HZ
+        f_steps = [NOMINAL_CLOCK_HZ]
+        notes.append(
+            "CPU clock unreadable: the model works in seconds per sample at this device's "
+            f"fixed clock; frequencies are a nominal {NOMINAL_CLOCK_HZ / 1e9:g} GHz reference, "
+            "not a reading"
+        )
 
     rate: Optional[float] = None
     epb: Optional[float] = None
@@ -283,9 +305,9 @@ def calibrate(
         cycles_per_sample=cycles,
         uplink_bytes_per_s=rate,
         energy_per_byte_j=epb,
-        f_min_hz=cpu.min_hz,
-        f_max_hz=cpu.max_hz,
-        f_steps_hz=list(steps),
+        f_min_hz=f_min,
+        f_max_hz=f_max,
+        f_steps_hz=f_steps,
         source=src.name,
         scope=src.scope,
         estimated=src.estimated,
@@ -298,4 +320,5 @@ def calibrate(
         uplink_bytes=sent,
         idle_duration_s=idle.duration_s,
         notes=notes,
+        clock=clock_source,
     )

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CalibrationProfile(_message.Message):
-    __slots__ = ("idle_power_w", "kappa", "cycles_per_sample", "uplink_bytes_per_s", "energy_per_byte_j", "f_min_hz", "f_max_hz", "f_steps_hz", "source", "scope", "estimated", "created_at", "single_point", "workload")
+    __slots__ = ("idle_power_w", "kappa", "cycles_per_sample", "uplink_bytes_per_s", "energy_per_byte_j", "f_min_hz", "f_max_hz", "f_steps_hz", "source", "scope", "estimated", "created_at", "single_point", "workload", "clock")
     IDLE_POWER_W_FIELD_NUMBER: _ClassVar[int]
     KAPPA_FIELD_NUMBER: _ClassVar[int]
     CYCLES_PER_SAMPLE_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class CalibrationProfile(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SINGLE_POINT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
     idle_power_w: float
     kappa: float
     cycles_per_sample: float
@@ -36,7 +37,8 @@ class CalibrationProfile(_message.Message):
     created_at: str
     single_point: bool
     workload: str
-    def __init__(self, idle_power_w: _Optional[float] = ..., kappa: _Optional[float] = ..., cycles_per_sample: _Optional[float] = ..., uplink_bytes_per_s: _Optional[float] = ..., energy_per_byte_j: _Optional[float] = ..., f_min_hz: _Optional[float] = ..., f_max_hz: _Optional[float] = ..., f_steps_hz: _Optional[_Iterable[float]] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., created_at: _Optional[str] = ..., single_point: bool = ..., workload: _Optional[str] = ...) -> None: ...
+    clock: str
+    def __init__(self, idle_power_w: _Optional[float] = ..., kappa: _Optional[float] = ..., cycles_per_sample: _Optional[float] = ..., uplink_bytes_per_s: _Optional[float] = ..., energy_per_byte_j: _Optional[float] = ..., f_min_hz: _Optional[float] = ..., f_max_hz: _Optional[float] = ..., f_steps_hz: _Optional[_Iterable[float]] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., created_at: _Optional[str] = ..., single_point: bool = ..., workload: _Optional[str] = ..., clock: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("agent_version", "samples", "profile", "board", "dvfs_available", "dvfs_reason", "bits_min", "bits_max", "link_mbps")

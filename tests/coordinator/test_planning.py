@@ -95,3 +95,41 @@ def test_profile_without_range_plans_at_its_measured_frequency() -> None:
     assert notes == []
     bare = device_coeffs(row("b", f_min_hz=None, f_max_hz=None, f_steps_hz=[]), cfg(), notes)
     assert bare.f_max_hz == 1e9 and "nominal" in notes[0]
+
+
+def test_unreadable_clock_plans_and_refits_in_seconds_per_sample() -> None:
+    """A board whose clock cannot be read (calibration declared a nominal 1 GHz reference):
+    predictions equal the measured time and dynamic energy, and measured rounds that carry
+    no frequency still refit it (the issue's board: 35-39 s measured vs 0.3 s predicted)."""
+    from coordinator.allocator import RoundMeasurement, refit
+    from coordinator.allocator.refit import predict_round as predict
+
+    nominal, s_per_sample, dyn_w = 1e9, 0.005, 4.0
+    profile = {
+        "clock": "nominal",
+        "f_min_hz": nominal,
+        "f_max_hz": nominal,
+        "f_steps_hz": [nominal],
+        "cycles_per_sample": nominal * s_per_sample,
+        "kappa": dyn_w / nominal**3,
+    }
+    notes: list = []
+    c = device_coeffs(row("vm", **profile), cfg(), notes)  # 10 steps x 10 = 100 samples
+    assert "clock unreadable" in notes[0] and "seconds per sample" in notes[0]
+    p = predict(c, bits=8, freq_hz=nominal, params=D)
+    assert p.compute_time_s == pytest.approx(100 * s_per_sample)
+    assert p.compute_energy_j == pytest.approx(dyn_w * 100 * s_per_sample)
+    # The board really needs 0.36 s per sample at 3.1 W: three rounds without a frequency.
+    measured = RoundMeasurement(
+        compute_energy_dynamic_j=3.1 * 36.0,
+        compute_time_s=36.0,
+        mean_freq_hz=0.0,
+        samples=100,
+        bytes_up=1e5,
+        comm_time_s=1.0,
+        comm_energy_dynamic_j=0.1,
+    )
+    fitted = refit(c, [measured] * 3, samples_per_round=100)
+    again = predict(fitted, bits=8, freq_hz=nominal, params=D)
+    assert again.compute_time_s == pytest.approx(36.0)
+    assert again.compute_energy_j == pytest.approx(3.1 * 36.0)

@@ -18,7 +18,7 @@ from edge_agent.sensing import (
     detect_power_source,
     fit_kappa,
 )
-from edge_agent.sensing.calibrate import pick_steps
+from edge_agent.sensing.calibrate import NOMINAL_CLOCK_HZ, pick_steps
 
 from .conftest import FIXTURES, FakeClock, ScriptedSource
 
@@ -137,5 +137,13 @@ def test_estimated_calibration_is_single_point_and_labelled() -> None:
     assert prof.idle_power_w == 5.0  # the generic class's model constant
     assert any("ESTIMATED" in n for n in prof.notes)
     assert "dvfs: unavailable" in prof.dvfs
-    if prof.kappa is not None:  # psutil knows the frequency on this machine
-        assert prof.kappa > 0 and prof.cycles_per_sample is not None
+    # The bare tree has no readable clock: a nominal reference clock, said so, and the model
+    # in seconds per sample at it (κ·f³ = the measured dynamic power, C/f = the time).
+    assert prof.clock == "nominal" and prof.f_steps_hz == [NOMINAL_CLOCK_HZ]
+    assert prof.f_min_hz == prof.f_max_hz == NOMINAL_CLOCK_HZ
+    assert any("clock unreadable" in n for n in prof.notes)
+    (point,) = prof.kappa_points
+    assert prof.kappa == pytest.approx(point.dynamic_power_w / NOMINAL_CLOCK_HZ**3)
+    assert point.dynamic_power_w == pytest.approx(10.0 - 5.0, rel=0.01)  # generic: 5 W -> 10 W
+    seconds_per_sample = point.duration_s / point.train_samples
+    assert prof.cycles_per_sample == pytest.approx(NOMINAL_CLOCK_HZ * seconds_per_sample)
