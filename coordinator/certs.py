@@ -29,14 +29,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from coordinator.errors import CertError
+
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 
 GeneralName = Union[x509.DNSName, x509.IPAddress]
 
-
-class CertError(ValueError):
-    """Enrolment material cannot be made or read (bad id, missing CA, unreadable file)."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,18 @@
     ├── InvalidRequest                  (INVALID_ARGUMENT) malformed field in a request
     ├── TooManyStreams                  (RESOURCE_EXHAUSTED) upload streams over the limit
     ├── Unavailable                     (UNAVAILABLE) shutting down / try again later
-    └── CheckpointFailed                (INTERNAL) the coordinator could not write a checkpoint;
-                                        never sent to a device: it stops the run
+    ├── CheckpointFailed                (INTERNAL) the coordinator could not write a checkpoint;
+    │                                   never sent to a device: it stops the run
+    │   The operator's side (never sent to a device; the commands print them and exit 2):
+    ├── ServerConfigError (ValueError)  the listen address and TLS settings do not fit together
+    ├── CertError (ValueError)          enrolment material cannot be made or read
+    ├── LaunchError (RuntimeError)      a local process could not start or died before ready
+    ├── ExperimentError (ValueError)    an experiment cannot run as asked
+    └── ReportError (ValueError)        a report source is missing or not a greenfed store
+
+The allocator (``coordinator.allocator``) is pure and keeps its own tree (``AllocatorError``,
+drawn in coordinator/allocator/errors.py); configuration and scheme errors come from
+``greenfed.errors`` (``ConfigError``, ``SchemeError``).
 
 Every refusal carries a message a user can act on; the servicer sends it as the status detail.
 """
@@ -80,3 +90,23 @@ class CheckpointFailed(CoordinatorError):
 
 class Unavailable(CoordinatorError):
     code_name = "UNAVAILABLE"
+
+
+class ServerConfigError(CoordinatorError, ValueError):
+    """The listen address and TLS settings do not fit together."""
+
+
+class CertError(CoordinatorError, ValueError):
+    """Enrolment material cannot be made or read (bad id, missing CA, unreadable file)."""
+
+
+class LaunchError(CoordinatorError, RuntimeError):
+    """A process could not be started or died before it was ready."""
+
+
+class ExperimentError(CoordinatorError, ValueError):
+    """The experiment cannot run as asked (bad setup, unusable output folder)."""
+
+
+class ReportError(CoordinatorError, ValueError):
+    """The report source is missing or is not a greenfed store or run directory."""

@@ -23,15 +23,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from coordinator.config import CoordinatorConfig, parse_scheme
-from coordinator.launcher import AgentSpec, LaunchError, LocalRun, start_coordinator
+from coordinator.errors import ExperimentError, LaunchError
+from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
 
 DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
 POLL_S = 2.0  # how often progress is read from the store while a scheme runs
 
-
-class ExperimentError(ValueError):
-    """The experiment cannot run as asked (bad setup, unusable output folder)."""
 
 
 @dataclass
@@ -145,7 +143,8 @@ def prepare_out(out: Path) -> None:
 
 
 def _completed_rounds(store: Path) -> List[Dict[str, Any]]:
-    from coordinator.report.records import ReportError, load_store
+    from coordinator.errors import ReportError
+    from coordinator.report.records import load_store
 
     if not store.is_file():
         return []

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-
-class LaunchError(RuntimeError):
-    """A process could not be started or died before it was ready."""
+from coordinator.errors import LaunchError
 
 
 @dataclass

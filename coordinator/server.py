@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.config import CoordinatorConfig, TlsConfig
 from coordinator.engine import Engine
+from coordinator.errors import ServerConfigError
 from coordinator.servicer import FleetServicer
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
 
@@ -26,9 +27,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "greenfed.v1.Fleet"
 
-
-class ServerConfigError(ValueError):
-    """The listen address and TLS settings do not fit together."""
 
 
 def is_loopback(listen: str) -> bool:

@@ -2,7 +2,7 @@
 
 The agent always dials out. Transient failures (coordinator away, connection reset) are
 retried forever with exponential backoff and full jitter; refusals (the coordinator said no)
-are raised as :class:`Refused` with the coordinator's message.
+are raised as :class:`~edge_agent.errors.Refused` with the coordinator's message.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 import grpc
 
 from edge_agent.config import AgentConfig
+from edge_agent.errors import AgentError, Refused, Stopped
 from edge_agent.link import TokenBucket, shaped
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
@@ -30,23 +31,6 @@ RETRYABLE = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.UNKNOWN,
 }
-
-
-class AgentError(Exception):
-    """Base of the agent's errors."""
-
-
-class Refused(AgentError):
-    """The coordinator refused a call; ``code`` is the gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-class Stopped(AgentError):
-    """The agent was asked to stop while waiting."""
 
 
 class Backoff:

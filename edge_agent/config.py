@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from edge_agent.sensing import SensingConfig
+from greenfed.errors import ConfigError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -45,18 +46,18 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if not _ID_RE.match(self.device_id):
-            raise ValueError(
+            raise ConfigError(
                 "device_id is required: 1-64 letters, digits, '_', '.', ':' or '-' "
                 f"(got {self.device_id!r})"
             )
         if self.uplink_mbps is not None and self.uplink_mbps <= 0:
-            raise ValueError("uplink_mbps must be > 0")
+            raise ConfigError("uplink_mbps must be > 0")
         if self.num_threads < 1:
-            raise ValueError("num_threads must be >= 1")
+            raise ConfigError("num_threads must be >= 1")
         for name in ("bits_min", "bits_max"):
             v = getattr(self, name)
             if not 0 <= v <= 16:
-                raise ValueError(f"{name} must be 0 (any) or in 1..16")
+                raise ConfigError(f"{name} must be 0 (any) or in 1..16")
         self.state_dir = Path(self.state_dir).expanduser()
         if self.profile is not None:
             self.profile = Path(self.profile).expanduser()

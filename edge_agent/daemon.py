@@ -26,8 +26,9 @@ from typing import Any, Dict, List, Optional
 import grpc
 import numpy as np
 
-from edge_agent.client import FleetClient, Refused, Stopped
+from edge_agent.client import FleetClient
 from edge_agent.config import AgentConfig
+from edge_agent.errors import Refused, Stopped
 from edge_agent.link import TokenBucket, mbps_to_bytes_per_s
 from edge_agent.sensing import (
     CalibrationProfile,

@@ -4,9 +4,7 @@ Only entry points (the CLIs) call :func:`load_dataclass`; library code receives 
 resulting dataclass instances. Unknown keys are rejected with their dotted name so a typo
 in a config file never passes silently.
 
-Errors::
-
-    ConfigError
+Errors: :class:`greenfed.errors.ConfigError` (a ``ValueError``), re-exported here.
 """
 
 from __future__ import annotations
@@ -17,16 +15,16 @@ import typing
 from pathlib import Path
 from typing import Any, Dict, Mapping, Type, TypeVar
 
+from greenfed.errors import ConfigError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.8-3.10 boards
     import tomli as tomllib
 
+__all__ = ["ConfigError", "from_mapping", "load_dataclass", "read_toml"]
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is invalid; the message names the key."""
 
 
 def read_toml(path: Path) -> Dict[str, Any]:

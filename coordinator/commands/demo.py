@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from coordinator.config import parse_scheme
-    from coordinator.launcher import AgentSpec, LaunchError, launch
+    from coordinator.errors import LaunchError
+    from coordinator.launcher import AgentSpec, launch
     from coordinator.store import Store
     from coordinator.tables import summary_table
 

@@ -87,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from coordinator.commands import simulate
     from coordinator.config import parse_scheme
+    from coordinator.errors import ReportError
     from coordinator.experiment import (
         ExperimentError,
         ExperimentSetup,
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         model_params,
         run_experiment,
     )
-    from coordinator.report import ReportError, build_report
+    from coordinator.report import build_report
 
     def fail(msg: str) -> int:
         print(f"greenfed-coordinator experiment: error: {msg}", file=sys.stderr)

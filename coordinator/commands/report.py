@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coordinator.report import ReportError, build_report
+    from coordinator.errors import ReportError
+    from coordinator.report import build_report
 
     if args.quality_margin is not None and args.quality_margin < 0:
         print("greenfed-coordinator report: --quality-margin must be >= 0", file=sys.stderr)

@@ -54,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from coordinator.config import CoordinatorConfig
-    from coordinator.errors import CheckpointFailed
+    from coordinator.errors import CheckpointFailed, ServerConfigError
     from coordinator.runner import Coordinator, serve
-    from coordinator.server import ServerConfigError
     from coordinator.tables import round_table
     from greenfed.config import ConfigError, load_dataclass
 

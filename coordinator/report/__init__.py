@@ -10,8 +10,9 @@ Errors: :class:`ReportError` (a ValueError) when the source is missing or not a 
 
 from __future__ import annotations
 
+from coordinator.errors import ReportError
 from coordinator.report.build import ReportResult, build_report
-from coordinator.report.records import ReportError, RunRecords, load_run, load_store
+from coordinator.report.records import RunRecords, load_run, load_store
 from coordinator.report.summary import SchemeSummary, summarize
 from coordinator.report.verdict import QUALITY_MARGIN_REL, Finding, findings
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from coordinator.errors import ReportError
+
 STORE_NAME = "greenfed.sqlite"
 REQUIRED_TABLES = ("meta", "devices", "rounds", "assignments", "reports")
 
-
-class ReportError(ValueError):
-    """The report source is missing or is not a greenfed store or run directory."""
 
 
 @dataclass

@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_agent.client import AgentError
     from edge_agent.config import AgentConfig
     from edge_agent.daemon import Agent
+    from edge_agent.errors import AgentError
     from edge_agent.sensing import SensingError
     from greenfed.config import ConfigError, load_dataclass
 

@@ -22,7 +22,6 @@ from .cpufreq import CpuFreq, CpuFreqReading, DvfsResult
 from .errors import (
     CalibrationError,
     CommandError,
-    DvfsError,
     MonitorError,
     SensingError,
     SensorPermissionError,
@@ -43,7 +42,6 @@ __all__ = [
     "CommandRunner",
     "CpuFreq",
     "CpuFreqReading",
-    "DvfsError",
     "DvfsResult",
     "EstimatedSource",
     "FakeRunner",

@@ -11,9 +11,11 @@ OS, subprocess and vendor errors are translated at the boundary where they happe
     │   └── SensorBusy              the kernel answered EBUSY: the object is inactive (a cpufreq
     │                               policy whose CPUs an nvpmodel mode took offline)
     ├── CommandError                an external command (vcgencmd) failed or timed out
-    ├── DvfsError                   writing cpufreq limits failed (apply/restore)
     ├── MonitorError                misuse of PowerMonitor (unknown window, not started)
     └── CalibrationError            calibration could not produce a profile
+
+DVFS never raises: ``CpuFreq.apply`` returns a ``DvfsResult`` that says whether the clamp
+holds and why not, since a board without DVFS is a normal board, not a failure.
 """
 
 from __future__ import annotations
@@ -41,10 +43,6 @@ class SensorBusy(SensorReadError):
 
 class CommandError(SensingError):
     """An external command failed, timed out, or is not installed."""
-
-
-class DvfsError(SensingError):
-    """Writing ``scaling_max_freq``/``scaling_min_freq`` failed."""
 
 
 class MonitorError(SensingError):

@@ -5,8 +5,9 @@ or :class:`~greenfed.codec.FrameDecoder` (no ``IndexError``, ``struct.error``, `
 from a hostile header). A caller that only wants to refuse an update catches ``DecodeError``;
 one that wants to tell the sender what to fix looks at the subclass::
 
-    CodecError
-    ├── ConfigError                 the CodecConfig itself is invalid (mode, bits, block size, ...)
+    CodecError                      (a greenfed.errors.GreenfedError)
+    ├── ConfigError                 the CodecConfig itself is invalid (mode, bits, block size, ...);
+    │                               also a greenfed.errors.ConfigError (a ValueError)
     ├── EncodeInputError            a tensor the encoder cannot represent (dtype, NaN/inf, ...)
     ├── DecoderStateError           FrameDecoder used out of order (feed after finish, ...)
     └── DecodeError                 a received frame is refused; nothing was allocated for it
@@ -27,6 +28,9 @@ one that wants to tell the sender what to fix looks at the subclass::
 """
 
 from __future__ import annotations
+
+from greenfed.errors import ConfigError as BaseConfigError
+from greenfed.errors import GreenfedError
 
 __all__ = [
     "BadMagicError",
@@ -51,11 +55,11 @@ __all__ = [
 ]
 
 
-class CodecError(Exception):
+class CodecError(GreenfedError):
     """Base class of every error the update codec raises."""
 
 
-class ConfigError(CodecError, ValueError):
+class ConfigError(CodecError, BaseConfigError):
     """The :class:`~greenfed.codec.CodecConfig` (or a size argument) is invalid."""
 
 

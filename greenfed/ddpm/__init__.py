@@ -14,31 +14,31 @@ _EXPORTS: Dict[str, str] = {
     # schedule (numpy only)
     "NoiseSchedule": "schedule",
     "ScheduleConfig": "schedule",
-    "ScheduleError": "schedule",
+    "ScheduleError": "errors",
     "denoise": "schedule",
     # model
     "UNet": "unet",
     "UNetConfig": "unet",
     "PRESETS": "unet",
     "DEFAULT_PRESET": "unet",
-    "ConfigError": "unet",
+    "ModelConfigError": "errors",
     "build_model": "unet",
     "preset": "unet",
     "num_parameters": "unet",
     # training and sampling
     "TrainConfig": "train",
     "TrainResult": "train",
-    "TrainError": "train",
+    "TrainError": "errors",
     "train_local": "train",
     "sample": "sampling",
     # data (numpy only)
     "ImageData": "data",
-    "DataSpecError": "data",
+    "DataSpecError": "errors",
     "load_data": "data",
     "shard_indices": "data",
     # checkpoints and the codec's numpy view
     "Checkpoint": "checkpoint",
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "errors",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "get_state_arrays": "checkpoint",
@@ -48,6 +48,11 @@ _EXPORTS: Dict[str, str] = {
     # metric (coordinator: torchmetrics)
     "QualityMetric": "quality",
     "QualityScore": "quality",
+    "QualityError": "errors",
+    # errors (one tree: greenfed/ddpm/errors.py)
+    "DdpmError": "errors",
+    "ExportError": "errors",
+    "OnnxSamplerError": "errors",
     # ONNX
     "export_onnx": "onnx_export",
     "OnnxSampler": "onnx_sampling",

@@ -22,15 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import CheckpointError
 from .schedule import NoiseSchedule, ScheduleConfig
 from .unet import UNet, UNetConfig, build_model
 
 FORMAT = "greenfed.ddpm/1"
 PathLike = Union[str, "os.PathLike[str]"]
 
-
-class CheckpointError(ValueError):
-    """A checkpoint or a state dict does not fit the model."""
 
 
 def tensor_names(model: nn.Module) -> List[str]:

@@ -32,6 +32,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .errors import DataSpecError
+
 DIGITS_PATH = Path(__file__).resolve().parent.parent / "data" / "digits.npz"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _COMMON_KEYS = ("shard", "alpha", "seed", "limit")
@@ -42,9 +44,6 @@ _KEYS: Dict[str, Tuple[str, ...]] = {
 }
 MIN_SHARD_IMAGES = 8  # Dirichlet splits are redrawn until every shard has at least this many
 
-
-class DataSpecError(ValueError):
-    """A data spec string is malformed, or the data it names cannot be used."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Union
 import torch
 from torch import nn
 
+from .errors import ExportError
 from .schedule import NoiseSchedule
 from .unet import UNet
 
@@ -25,9 +26,6 @@ OPSET = 17
 META_UNET = "greenfed.unet"
 META_SCHEDULE = "greenfed.schedule"
 
-
-class ExportError(RuntimeError):
-    """The model could not be exported."""
 
 
 class _FloatTimestep(nn.Module):

@@ -15,14 +15,12 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
+from .errors import OnnxSamplerError
 from .schedule import NoiseSchedule, ScheduleConfig, denoise, to_uint8
 
 META_UNET = "greenfed.unet"  # written by onnx_export (kept in sync; no torch import here)
 META_SCHEDULE = "greenfed.schedule"
 
-
-class OnnxSamplerError(ValueError):
-    """The ONNX file lacks greenfed's metadata or cannot be loaded."""
 
 
 class OnnxSampler:

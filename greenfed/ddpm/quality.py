@@ -34,13 +34,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import ImageData, load_data
+from .errors import QualityError
 from .schedule import to_uint8
 
 DIGITS_CLASSIFIER = Path(__file__).resolve().parent.parent / "data" / "digits_classifier.npz"
 
-
-class QualityError(ValueError):
-    """Feature weights or reference data are unusable for the metric."""
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .errors import ScheduleError
+
 KINDS = ("linear", "cosine")
 
-
-class ScheduleError(ValueError):
-    """A schedule configuration or call is invalid."""
 
 
 @dataclass(frozen=True)

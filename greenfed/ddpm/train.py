@@ -17,11 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import TrainError
 from .schedule import NoiseSchedule
-
-
-class TrainError(ValueError):
-    """A training configuration or input is invalid."""
 
 
 @dataclass(frozen=True)

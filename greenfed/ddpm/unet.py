@@ -19,9 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class ConfigError(ValueError):
-    """A model configuration is invalid or cannot be loaded."""
+from .errors import ModelConfigError
 
 
 @dataclass(frozen=True)
@@ -37,16 +35,16 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         if self.in_channels not in (1, 3):
-            raise ConfigError(f"in_channels must be 1 or 3, got {self.in_channels}")
+            raise ModelConfigError(f"in_channels must be 1 or 3, got {self.in_channels}")
         down = 2 ** (len(self.channel_mults) - 1)
         if self.image_size % down:
-            raise ConfigError(
+            raise ModelConfigError(
                 f"image_size {self.image_size} not divisible by {down} "
                 f"({len(self.channel_mults)} resolution levels)"
             )
         for m in self.channel_mults:
             if (self.base_channels * m) % self.groups:
-                raise ConfigError(f"channels {self.base_channels * m} not divisible by groups")
+                raise ModelConfigError(f"channels {self.base_channels * m} not divisible by groups")
 
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -58,7 +56,7 @@ class UNetConfig:
         hints = typing.get_type_hints(cls)
         unknown = set(d) - set(hints)
         if unknown:
-            raise ConfigError(f"unknown UNetConfig keys: {sorted(unknown)}")
+            raise ModelConfigError(f"unknown UNetConfig keys: {sorted(unknown)}")
         values: Dict[str, Any] = {k: (list(v) if k == "channel_mults" else v) for k, v in d.items()}
         return cls(**values)
 
@@ -84,7 +82,7 @@ DEFAULT_PRESET = "pi-small"
 def preset(name: str, *, in_channels: int = 1, image_size: int = 8) -> UNetConfig:
     """A preset adapted to the data's channels and size."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        raise ModelConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
     return PRESETS[name].replace(in_channels=in_channels, image_size=image_size)
 
 

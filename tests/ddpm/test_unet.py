@@ -9,7 +9,7 @@ import torch
 
 from greenfed.ddpm.unet import (
     PRESETS,
-    ConfigError,
+    ModelConfigError,
     UNetConfig,
     build_model,
     num_parameters,
@@ -57,13 +57,13 @@ def test_deterministic_init_and_forward() -> None:
 
 
 def test_config_validation_and_round_trip() -> None:
-    with pytest.raises(ConfigError, match="divisible"):
+    with pytest.raises(ModelConfigError, match="divisible"):
         UNetConfig(image_size=10, channel_mults=[1, 2, 2])
-    with pytest.raises(ConfigError, match="in_channels"):
+    with pytest.raises(ModelConfigError, match="in_channels"):
         UNetConfig(in_channels=2)
-    with pytest.raises(ConfigError, match="unknown"):
+    with pytest.raises(ModelConfigError, match="unknown"):
         UNetConfig.from_dict({"bogus": 1})
-    with pytest.raises(ConfigError, match="unknown preset"):
+    with pytest.raises(ModelConfigError, match="unknown preset"):
         preset("pi-huge")
     cfg = PRESETS["pi-base"]
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.cli import main
-from coordinator.experiment import ExperimentError, ExperimentSetup, local_agents, prepare_out
+from coordinator.errors import ExperimentError
+from coordinator.experiment import ExperimentSetup, local_agents, prepare_out
 from tests.report.conftest import make_store, two_rounds
 
 
