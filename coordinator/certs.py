@@ -37,7 +37,6 @@ DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 GeneralName = Union[x509.DNSName, x509.IPAddress]
 
 
-
 @dataclass(frozen=True)
 class Issued:
     cert: Path

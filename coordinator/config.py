@@ -10,21 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-SCHEMES_HELP = "on-demand, fp32 or fixed-B with B in 1..16 (e.g. fixed-8)"
-
-
-def parse_scheme(scheme: str) -> Optional[int]:
-    """Validate a scheme name; returns B for ``fixed-B``, None for on-demand and fp32."""
-    if scheme in ("on-demand", "fp32"):
-        return None
-    if scheme.startswith("fixed-"):
-        try:
-            bits = int(scheme[len("fixed-") :])
-        except ValueError:
-            bits = 0
-        if 1 <= bits <= 16:
-            return bits
-    raise ValueError(f"unknown scheme {scheme!r}: use {SCHEMES_HELP}")
+from greenfed.scheme import Scheme
 
 
 @dataclass
@@ -81,8 +67,13 @@ class CoordinatorConfig:
     metrics_port: int = 0  # Prometheus metrics on this port (0: off)
     tls: TlsConfig = field(default_factory=TlsConfig)
 
+    @property
+    def scheme_value(self) -> Scheme:
+        """``scheme`` parsed: the one :class:`~greenfed.scheme.Scheme` of this run."""
+        return Scheme.parse(self.scheme)
+
     def __post_init__(self) -> None:
-        parse_scheme(self.scheme)
+        Scheme.parse(self.scheme)  # SchemeError (a ValueError) names the choices
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
         if self.min_devices < 1:

@@ -22,14 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from coordinator.config import CoordinatorConfig, parse_scheme
+from coordinator.config import CoordinatorConfig
 from coordinator.errors import ExperimentError, LaunchError
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
+from greenfed.errors import SchemeError
+from greenfed.scheme import Scheme
 
 DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
 POLL_S = 2.0  # how often progress is read from the store while a scheme runs
-
 
 
 @dataclass
@@ -100,8 +101,8 @@ class ExperimentSetup:
             raise ExperimentError("give each scheme once, e.g. fp32,fixed-8,on-demand")
         for s in self.schemes:
             try:
-                parse_scheme(s)
-            except ValueError as e:
+                Scheme.parse(s)
+            except SchemeError as e:
                 raise ExperimentError(str(e)) from e
         if self.rounds < 1 or not self.agents:
             raise ExperimentError("rounds and devices must be >= 1")

@@ -17,9 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from coordinator.allocator import DeviceCoeffs, Fleet, RoundMeasurement, allocate, refit
-from coordinator.config import CoordinatorConfig, parse_scheme
+from coordinator.config import CoordinatorConfig
 from coordinator.store import Store
 from greenfed import codec
+from greenfed.scheme import FIXED, FP32, Scheme
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,8 @@ def plan_round(
 ) -> RoundPlan:
     notes: List[str] = []
     d = int(sum(int(v.size) for v in params.values()))
-    fixed = parse_scheme(cfg.scheme)
-    header = header_bytes_for(params, fixed or 8, cfg.block_size)
+    scheme = cfg.scheme_value
+    header = header_bytes_for(params, scheme.header_bits, cfg.block_size)
     coeffs = [device_coeffs(row, cfg, notes) for row in devices]
     deadline = derive_deadline(cfg, coeffs, d, header)
     budget = error_budget(cfg, d, last_sq_norm)
@@ -179,7 +180,7 @@ def plan_round(
 
     plan = None
     while coeffs:
-        plan = allocate(fleet_of(coeffs), cfg.scheme)
+        plan = allocate(fleet_of(coeffs), scheme)
         late = {
             p.device_id for p in plan.infeasible if p.kind == "deadline" and p.device_id is not None
         }
@@ -193,7 +194,8 @@ def plan_round(
         # Every device is too slow for the deadline: give them all the round anyway, at their
         # lowest bits; those that miss it are recorded as late.
         coeffs = [device_coeffs(row, cfg, notes) for row in devices]
-        plan = allocate(fleet_of(coeffs), "fp32" if cfg.scheme == "fp32" else f"fixed-{fixed or 1}")
+        lowest = scheme if scheme.kind == FP32 else Scheme(FIXED, scheme.fixed_bits or 1)
+        plan = allocate(fleet_of(coeffs), lowest)
         notes.append("no device can meet the deadline; all assigned anyway")
         excluded = {}
     for p in plan.infeasible:
@@ -202,8 +204,8 @@ def plan_round(
     planned = [
         PlannedDevice(
             device_id=dp.id,
-            mode="fp32" if cfg.scheme == "fp32" else "stochastic",
-            bits=32 if cfg.scheme == "fp32" else int(dp.bits),
+            mode=scheme.codec_mode,
+            bits=scheme.assigned_bits(int(dp.bits)),
             freq_hz=float(dp.freq_hz),
             energy_j=float(dp.energy_j),
             compute_energy_j=float(dp.compute_energy_j),

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "greenfed.v1.Fleet"
 
 
-
 def is_loopback(listen: str) -> bool:
     host = listen.rsplit(":", 1)[0].strip("[]")
     if host in ("localhost", ""):

@@ -24,6 +24,7 @@ from coordinator.errors import (
     UploadIncomplete,
     UploadTooLarge,
 )
+from greenfed import codec
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -52,8 +53,8 @@ def validate_manifest(m: Manifest, max_bytes: int) -> None:
         raise InvalidRequest(f"manifest offset {m.offset} outside 0..{m.total_bytes}")
     if m.samples <= 0 or m.samples > 10**9:
         raise InvalidRequest(f"manifest samples must be in 1..1e9, got {m.samples}")
-    if m.mode not in ("stochastic", "fp32", "fp16"):
-        raise InvalidRequest(f"manifest mode {m.mode!r} is not stochastic, fp32 or fp16")
+    if m.mode not in codec.MODES:
+        raise InvalidRequest(f"manifest mode {m.mode!r} is not one of {', '.join(codec.MODES)}")
 
 
 class Spool:

@@ -90,6 +90,11 @@ class PendingStore:
             path.unlink(missing_ok=True)
 
 
+def codec_config_of(a: pb.Assignment) -> codec.CodecConfig:
+    """What the assignment asks this device to encode with (bits are ignored by fp32)."""
+    return codec.CodecConfig(mode=a.mode, bits=int(a.bits), block_size=int(a.block_size) or None)
+
+
 def window_pb(w: WindowResult) -> pb.EnergyWindow:
     return pb.EnergyWindow(
         name=w.name,
@@ -327,7 +332,7 @@ class Agent:
         link's rate (the emulated rate, else the calibrated one), with a 20% margin.
         """
         params = sum(int(v.numel()) for v in self.model.parameters())
-        bits = 32 if a.mode == "fp32" else (16 if a.mode == "fp16" else int(a.bits))
+        bits = codec_config_of(a).frame_bits
         rate = self.bucket.rate if self.bucket is not None else None
         if rate is None and self.profile is not None:
             rate = self.profile.uplink_bytes_per_s
@@ -381,14 +386,7 @@ class Agent:
                     a.local_steps,
                 )
             delta = update_of(ddpm.get_state_arrays(self.model), start)
-            enc = codec.encode(
-                delta,
-                codec.CodecConfig(
-                    mode=a.mode,
-                    bits=int(a.bits) if a.mode == "stochastic" else 8,
-                    block_size=int(a.block_size) or None,
-                ),
-            )
+            enc = codec.encode(delta, codec_config_of(a))
         finally:
             windows.append(self.monitor.end_window("compute"))
         if enc.frame_bytes > self.max_update_bytes:

@@ -29,7 +29,7 @@ from .refit import (
     refit,
     relative_error,
 )
-from .schemes import allocate, parse_scheme
+from .schemes import allocate
 from .solve import ContinuousSolution, bits_for_multiplier, solve_continuous
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "default_header_bytes",
     "fleet_to_dict",
     "parse_fleet",
-    "parse_scheme",
     "predict_round",
     "refit",
     "relative_error",

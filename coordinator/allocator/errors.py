@@ -6,7 +6,9 @@ Hierarchy::
     ├── FleetError            a FLEET description is malformed or physically impossible;
     │                         the message starts with the field path, e.g.
     │                         ``devices[2].f_min_hz: must be <= f_max_hz``
-    └── SchemeError           an unknown scheme name (``on-demand``, ``fp32``, ``fixed-<B>``)
+
+An unknown scheme name raises :class:`greenfed.errors.SchemeError` (from
+:meth:`greenfed.scheme.Scheme.parse`, the one parser), re-exported here.
 
 An *infeasible* plan is not an error: :func:`coordinator.allocator.allocate` returns a
 :class:`~coordinator.allocator.plan.Plan` with ``feasible=False`` and a list of
@@ -15,6 +17,10 @@ how much.
 """
 
 from __future__ import annotations
+
+from greenfed.errors import SchemeError
+
+__all__ = ["AllocatorError", "FleetError", "SchemeError"]
 
 
 class AllocatorError(Exception):
@@ -28,7 +34,3 @@ class FleetError(AllocatorError, ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
-
-
-class SchemeError(AllocatorError, ValueError):
-    """The scheme name is not one of ``on-demand``, ``fp32``, ``fixed-<B>``."""

@@ -14,16 +14,15 @@ available step), so their predicted energies compare like with like.
 
 from __future__ import annotations
 
-import re
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
-from .errors import SchemeError
+from greenfed.scheme import FP32, ON_DEMAND, Scheme
+
 from .fleet import Fleet
 from .integer import best_integer_bits, integer_bounds, stepped_freq_hz, verify
 from .model import (
-    FP32_BITS,
     FleetArrays,
     comm_energy_j,
     compute_energy_j,
@@ -39,34 +38,16 @@ from .solve import (
     solve_continuous,
 )
 
-ON_DEMAND = "on-demand"
-FP32 = "fp32"
-_FIXED = re.compile(r"^fixed-(?:b)?(\d+)$", re.IGNORECASE)
 
-
-def parse_scheme(scheme: str) -> Tuple[str, Optional[int]]:
-    """Normalise a scheme name: ("on-demand", None), ("fp32", None) or ("fixed", B)."""
-    name = scheme.strip().lower()
-    if name in (ON_DEMAND, FP32):
-        return name, None
-    m = _FIXED.match(name)
-    if m and 1 <= int(m.group(1)) <= 16:
-        return "fixed", int(m.group(1))
-    raise SchemeError(
-        f"unknown scheme {scheme!r}: expected 'on-demand', 'fp32' or 'fixed-B' with B in 1..16"
-    )
-
-
-def allocate(fleet: Union[Fleet, FleetArrays], scheme: str = ON_DEMAND) -> Plan:
+def allocate(fleet: Union[Fleet, FleetArrays], scheme: Union[str, Scheme] = ON_DEMAND) -> Plan:
     """Bits and CPU frequency per device for one round under ``scheme``; a pure function."""
     arrays = fleet.to_arrays() if isinstance(fleet, Fleet) else fleet
-    name, bits = parse_scheme(scheme)
-    if name == ON_DEMAND:
+    parsed = scheme if isinstance(scheme, Scheme) else Scheme.parse(scheme)
+    if parsed.kind == ON_DEMAND:
         return _on_demand(arrays)
-    if name == FP32:
-        return _uniform(arrays, FP32, float(FP32_BITS))
+    bits = parsed.uniform_bits
     assert bits is not None
-    return _uniform(arrays, f"fixed-{bits}", float(bits))
+    return _uniform(arrays, str(parsed), float(bits))
 
 
 def _plan(

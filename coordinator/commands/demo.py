@@ -34,15 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from coordinator.config import parse_scheme
     from coordinator.errors import LaunchError
     from coordinator.launcher import AgentSpec, launch
     from coordinator.store import Store
     from coordinator.tables import summary_table
+    from greenfed.errors import SchemeError
+    from greenfed.scheme import Scheme
 
     try:
-        parse_scheme(args.scheme)
-    except ValueError as e:
+        Scheme.parse(args.scheme)
+    except SchemeError as e:
         print(f"greenfed-coordinator demo: {e}", file=sys.stderr)
         return 2
     if args.agents < 1 or args.rounds < 1:

@@ -86,7 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coordinator.commands import simulate
-    from coordinator.config import parse_scheme
     from coordinator.errors import ReportError
     from coordinator.experiment import (
         ExperimentError,
@@ -98,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         run_experiment,
     )
     from coordinator.report import build_report
+    from greenfed.scheme import Scheme
 
     def fail(msg: str) -> int:
         print(f"greenfed-coordinator experiment: error: {msg}", file=sys.stderr)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         for scheme in args.schemes:  # cheap checks first, before torch is imported
-            parse_scheme(scheme)
+            Scheme.parse(scheme)
         if args.devices < 1 or args.rounds < 1:
             raise ExperimentError("--devices and --rounds must be >= 1")
         params = model_params("pi-small", "digits:split=test")
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     except (ExperimentError, OSError) as e:
         return fail(str(e))
     if sizes:
-        fixed = [parse_scheme(s) for s in setup.schemes if s.startswith("fixed-")]
+        fixed = [b for b in (Scheme.parse(s).fixed_bits for s in setup.schemes) if b]
         print("\nlarge-fleet study (allocator's simulation model, not measured):", flush=True)
         study = argparse.Namespace(devices=sizes, out=out / "fleet-study", seed=args.seed,
                                    fixed_bits=fixed[0] if fixed else 8)  # fmt: skip

@@ -28,7 +28,6 @@ STORE_NAME = "greenfed.sqlite"
 REQUIRED_TABLES = ("meta", "devices", "rounds", "assignments", "reports")
 
 
-
 @dataclass
 class SchemeRecords:
     """Everything one store holds that a report uses; rows are plain dicts of stored columns."""

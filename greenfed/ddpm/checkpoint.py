@@ -30,7 +30,6 @@ FORMAT = "greenfed.ddpm/1"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-
 def tensor_names(model: nn.Module) -> List[str]:
     """Names of the model's floating-point tensors, in the stable order the codec uses."""
     return [k for k, v in model.state_dict().items() if v.is_floating_point()]

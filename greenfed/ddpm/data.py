@@ -45,7 +45,6 @@ _KEYS: Dict[str, Tuple[str, ...]] = {
 MIN_SHARD_IMAGES = 8  # Dirichlet splits are redrawn until every shard has at least this many
 
 
-
 @dataclass
 class ImageData:
     """``images``: uint8 N×C×H×W; ``labels``: int64 (N,) or None; ``spec``: where it came from."""

@@ -27,7 +27,6 @@ META_UNET = "greenfed.unet"
 META_SCHEDULE = "greenfed.schedule"
 
 
-
 class _FloatTimestep(nn.Module):
     def __init__(self, model: UNet) -> None:
         super().__init__()

@@ -22,7 +22,6 @@ META_UNET = "greenfed.unet"  # written by onnx_export (kept in sync; no torch im
 META_SCHEDULE = "greenfed.schedule"
 
 
-
 class OnnxSampler:
     """An onnxruntime session on an exported denoiser, with its schedule from the metadata."""
 

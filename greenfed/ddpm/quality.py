@@ -40,7 +40,6 @@ from .schedule import to_uint8
 DIGITS_CLASSIFIER = Path(__file__).resolve().parent.parent / "data" / "digits_classifier.npz"
 
 
-
 @dataclass(frozen=True)
 class ClassifierConfig:
     in_channels: int = 1

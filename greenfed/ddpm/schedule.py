@@ -23,7 +23,6 @@ from .errors import ScheduleError
 KINDS = ("linear", "cosine")
 
 
-
 @dataclass(frozen=True)
 class ScheduleConfig:
     """What defines a schedule; stored inside every checkpoint and ONNX file.
