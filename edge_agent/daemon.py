@@ -202,7 +202,7 @@ class Agent:
                 agent_version=__version__,
                 samples=len(self.data),
                 profile=profile_pb(self.profile),
-                board=getattr(getattr(self.source, "board", None), "name", "") or "",
+                board=self.source.board_class,
                 dvfs_available=status.applied,
                 dvfs_reason=status.reason,
                 bits_min=self.cfg.bits_min,

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_agent.sensing.cli_args import add_sensing_arguments, sensing_config
+from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_config
 
 HELP = "measure this board's energy coefficients and save a calibration profile (JSON)"
 log = logging.getLogger(__name__)

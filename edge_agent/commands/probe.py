@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from edge_agent.sensing.cli_args import add_sensing_arguments, sensing_config
+from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_config
 
 HELP = "show the power source, rails, CPU frequencies and DVFS support of this board"
 

@@ -87,6 +87,17 @@ class PowerSource(abc.ABC):
     def read(self) -> PowerReading:
         """One reading; raises :class:`SensorReadError` on failure."""
 
+    @property
+    def model_idle_power_w(self) -> Optional[float]:
+        """Idle power a model defines (the estimated source's board constant), W; None for a
+        sensor, whose idle power is measured."""
+        return None
+
+    @property
+    def board_class(self) -> str:
+        """The estimated model's board class, "" for a sensor."""
+        return ""
+
     def window_event(self, name: str, opened: bool) -> None:  # noqa: B027 - optional hook
         """Told when a named window opens/closes (the estimated model adds radio power)."""
 

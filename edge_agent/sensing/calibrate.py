@@ -219,8 +219,8 @@ def calibrate(
     sleep(rest_s)
     idle = monitor.end_window("calibrate-idle")
     idle_w = idle.mean_power_w
-    model_idle = getattr(getattr(src, "board", None), "idle_w", None)
-    if src.estimated and model_idle is not None:
+    model_idle = src.model_idle_power_w
+    if model_idle is not None:
         # The model's P_idle is its definition of idle; the rest window only shows how busy
         # other processes kept the CPUs (system-wide utilisation).
         notes.append(

@@ -6,8 +6,12 @@ them with ``typing.get_type_hints`` and the boards run Python 3.8.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from greenfed.config import ConfigError, from_mapping, read_toml
 
 #: Order in which :func:`edge_agent.sensing.detect_power_source` tries the sources.
 DEFAULT_SOURCE_ORDER: List[str] = [
@@ -70,3 +74,38 @@ class SensingConfig:
             raise ValueError(f"unknown source {self.source!r}; known: {', '.join(known)}")
         if self.jtop_interval_s < 0.5:
             raise ValueError("jtop_interval_s must be >= 0.5 (jtop's own minimum)")
+
+
+def sensing_table(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """The sensing keys of a TOML file: a sensing-only file, or an agent config's [sensing].
+
+    A file with sensing keys at its top level is a sensing-only file (unknown keys in it are
+    then reported). Any other file is an agent config: its other keys are the agent's, not ours.
+    """
+    own = {f.name for f in dataclasses.fields(SensingConfig)}
+    top = set(raw) & own
+    if not top:
+        table = raw.get("sensing", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"sensing: expected a table, got {type(table).__name__}")
+        return dict(table)
+    if "sensing" in raw:
+        raise ConfigError(
+            f"sensing keys both at the top level ({', '.join(sorted(top))}) and in [sensing]"
+        )
+    return dict(raw)
+
+
+def load_sensing_config(
+    path: Optional[Path] = None, overrides: Optional[Mapping[str, Any]] = None
+) -> SensingConfig:
+    """A SensingConfig from a TOML file (sensing-only or an agent config) and overrides
+    (None values are ignored); :class:`ConfigError` names the offending key."""
+    data: Dict[str, Any] = sensing_table(read_toml(path)) if path is not None else {}
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return from_mapping(SensingConfig, data, prefix="sensing.")
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"sensing: {e}") from e

@@ -179,6 +179,14 @@ class EstimatedSource(PowerSource):
         board = BOARD_CLASSES[detect_board_class(ctx.sysfs_root, ctx.cfg.board_class)]
         return cls(board, 1.0 / ctx.cfg.rate_hz, radio_w=ctx.cfg.radio_power_w, reasons=reasons)
 
+    @property
+    def model_idle_power_w(self) -> Optional[float]:
+        return self.board.idle_w
+
+    @property
+    def board_class(self) -> str:
+        return self.board.name
+
     def power_at(self, utilisation: float) -> float:
         u = min(1.0, max(0.0, utilisation))
         p = self.board.idle_w + (self.board.max_w - self.board.idle_w) * u

@@ -121,8 +121,8 @@ class PowerMonitor:
         self.idle_power_w = idle_power_w
         if self.idle_power_w is None:
             self.idle_power_w = self.cfg.idle_power_w
-        if self.idle_power_w is None and source.estimated:
-            self.idle_power_w = getattr(getattr(source, "board", None), "idle_w", None)
+        if self.idle_power_w is None:
+            self.idle_power_w = source.model_idle_power_w
         self.samples_taken = 0
         self.read_errors = 0
         self.sampler_cpu_s = 0.0
@@ -210,9 +210,7 @@ class PowerMonitor:
             self.source.window_event(name, True)
             w = _Window(name, self._clock())
             self._windows[name] = w
-            s = self._sample_locked()
-            if s is None:
-                w.samples = 0
+            self._sample_locked()
 
     def end_window(self, name: str) -> WindowResult:
         """Close window ``name`` and return its measurement."""
