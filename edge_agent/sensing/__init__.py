@@ -16,7 +16,7 @@ Errors: see :mod:`edge_agent.sensing.errors`.
 from __future__ import annotations
 
 from .base import PowerReading, PowerSource, Probe, SourceContext
-from .calibrate import CalibrationProfile, KappaPoint, LoopbackSink, calibrate, fit_kappa
+from .calibrate import calibrate, fit_kappa
 from .config import Ina2xxConfig, SensingConfig
 from .cpufreq import CpuFreq, CpuFreqReading, DvfsResult
 from .errors import (
@@ -30,12 +30,15 @@ from .errors import (
 )
 from .estimated import BOARD_CLASSES, EstimatedSource, detect_board_class
 from .factory import BACKENDS, detect_power_source, make_context, probe_sources
+from .loopback import LoopbackSink
 from .monitor import PowerMonitor, Sample, WindowResult
+from .profile import NOMINAL_CLOCK_HZ, CalibrationProfile, KappaPoint
 from .sysfs import CommandRunner, FakeRunner
 
 __all__ = [
     "BACKENDS",
     "BOARD_CLASSES",
+    "NOMINAL_CLOCK_HZ",
     "CalibrationError",
     "CalibrationProfile",
     "CommandError",

@@ -16,25 +16,23 @@ energy and C/f the measured time. The coordinator refits the same way from measu
    pushing bytes through a ``send(bytes)`` callable inside a ``communicate`` window (a
    loopback TCP sink for a dry run; the coordinator's upload stream in production).
 
-The result is a :class:`CalibrationProfile`, saved as JSON with timestamps and the source.
+The result is a :class:`~edge_agent.sensing.profile.CalibrationProfile` (saved as JSON with
+timestamps and the source). Each phase is its own function; the workload comes from the
+agent's training mode (``edge_agent.training``), the sink from :mod:`.loopback`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .cpufreq import CpuFreq
 from .errors import CalibrationError
-from .monitor import PowerMonitor
+from .monitor import PowerMonitor, WindowResult
+from .profile import NOMINAL_CLOCK_HZ, CalibrationProfile, KappaPoint, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -42,84 +40,6 @@ log = logging.getLogger(__name__)
 Workload = Callable[[], int]
 #: Pushes bytes towards the coordinator (blocking until handed to the OS).
 Sender = Callable[[bytes], None]
-
-PROFILE_VERSION = 1
-
-#: The reference clock of a device whose clock cannot be read (a unit, not a reading).
-NOMINAL_CLOCK_HZ = 1.0e9
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class KappaPoint:
-    """One frequency step: measured frequency (Hz) and dynamic power (W)."""
-
-    freq_hz: float
-    dynamic_power_w: float
-    mean_power_w: float
-    duration_s: float
-    samples: int
-    train_samples: int
-
-
-@dataclass
-class CalibrationProfile:
-    """Measured coefficients of one device (units in the names; κ in W/Hz³)."""
-
-    idle_power_w: float
-    kappa: Optional[float]
-    cycles_per_sample: Optional[float]
-    uplink_bytes_per_s: Optional[float]
-    energy_per_byte_j: Optional[float]
-    f_min_hz: Optional[float]
-    f_max_hz: Optional[float]
-    f_steps_hz: List[float]
-    source: str
-    scope: str
-    estimated: bool
-    created_at: str = field(default_factory=_now_iso)
-    started_at: str = ""
-    kappa_single_point: bool = False
-    kappa_points: List[KappaPoint] = field(default_factory=list)
-    dvfs: str = ""
-    workload: str = ""
-    uplink_target: str = ""
-    uplink_bytes: int = 0
-    idle_duration_s: float = 0.0
-    notes: List[str] = field(default_factory=list)
-    clock: str = ""  # "sysfs", "psutil", or "nominal" (unreadable: NOMINAL_CLOCK_HZ reference)
-    version: int = PROFILE_VERSION
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-            os.replace(tmp, path)
-        except OSError as e:
-            raise CalibrationError(f"cannot write profile {path}: {e}") from e
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> CalibrationProfile:
-        d = dict(data)
-        d["kappa_points"] = [KappaPoint(**p) for p in d.get("kappa_points", [])]
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise CalibrationError(f"not a calibration profile: {e}") from e
-
-    @classmethod
-    def load(cls, path: Path) -> CalibrationProfile:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as e:
-            raise CalibrationError(f"cannot read profile {path}: {e}") from e
 
 
 def fit_kappa(points: Sequence[Tuple[float, float]]) -> float:
@@ -153,83 +73,56 @@ def run_for(
             return samples, elapsed
 
 
-class LoopbackSink:
-    """A TCP sink on 127.0.0.1 that discards what it receives (dry-run uplink)."""
+@dataclass
+class ComputePhase:
+    """What the compute phase measured: one point per frequency step, and how."""
 
-    def __init__(self) -> None:
-        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._srv.bind(("127.0.0.1", 0))
-        self._srv.listen(1)
-        self.address = self._srv.getsockname()
-        self.received = 0
-        self._thread = threading.Thread(target=self._serve, name="loopback-sink", daemon=True)
-        self._thread.start()
-        self._client = socket.create_connection(self.address)
-
-    def _serve(self) -> None:
-        conn, _ = self._srv.accept()
-        with conn:
-            while True:
-                data = conn.recv(1 << 16)
-                if not data:
-                    return
-                self.received += len(data)
-
-    def send(self, data: bytes) -> None:
-        self._client.sendall(data)
-
-    def close(self) -> int:
-        """Close and wait for the sink; returns the bytes it received."""
-        self._client.close()
-        self._thread.join()
-        self._srv.close()
-        return self.received
-
-    def __enter__(self) -> LoopbackSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    points: List[KappaPoint]
+    dvfs_line: str
+    clock_source: str
+    steps_hz: List[float]
 
 
-def calibrate(
-    monitor: PowerMonitor,
-    cpu: CpuFreq,
-    workload: Workload,
-    send: Optional[Sender],
-    *,
-    workload_name: str,
-    uplink_target: str = "loopback",
-    rest_s: float = 10.0,
-    step_s: float = 5.0,
-    max_steps: int = 4,
-    upload_bytes: int = 4 << 20,
-    chunk_bytes: int = 256 << 10,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> CalibrationProfile:
-    """Run the calibration with a started ``monitor``; returns the profile (not saved)."""
-    started = _now_iso()
-    src = monitor.source
-    notes: List[str] = []
-    if src.estimated:
-        notes.append("ESTIMATED: no power sensor; every figure comes from the utilisation model")
+@dataclass
+class UplinkPhase:
+    """Throughput (B/s) and energy per byte above idle (J/B) of the bytes pushed uplink."""
 
+    rate_bytes_per_s: Optional[float]
+    energy_per_byte_j: Optional[float]
+    sent_bytes: int
+
+
+def measure_idle(
+    monitor: PowerMonitor, rest_s: float, sleep: Callable[[float], None], notes: List[str]
+) -> Tuple[float, WindowResult]:
+    """Idle power (W): the rest window's mean, or the model's constant for the estimated
+    source (its rest window only shows how busy other processes kept the CPUs)."""
     monitor.begin_window("calibrate-idle")
     sleep(rest_s)
     idle = monitor.end_window("calibrate-idle")
     idle_w = idle.mean_power_w
-    model_idle = src.model_idle_power_w
+    model_idle = monitor.source.model_idle_power_w
     if model_idle is not None:
-        # The model's P_idle is its definition of idle; the rest window only shows how busy
-        # other processes kept the CPUs (system-wide utilisation).
         notes.append(
             f"idle power is the model constant {model_idle} W; the rest window read "
             f"{idle_w:.2f} W from other processes' CPU use"
         )
         idle_w = float(model_idle)
     monitor.idle_power_w = idle_w
+    return idle_w, idle
 
+
+def measure_compute(
+    monitor: PowerMonitor,
+    cpu: CpuFreq,
+    workload: Workload,
+    idle_w: float,
+    step_s: float,
+    max_steps: int,
+    clock: Callable[[], float],
+) -> ComputePhase:
+    """Dynamic power and samples at each frequency step (one point without DVFS); the CPU
+    limits are restored whatever happens."""
     points: List[KappaPoint] = []
     clock_source = cpu.read().source
     status = cpu.dvfs_status()
@@ -257,6 +150,61 @@ def calibrate(
             )
     finally:
         cpu.restore()
+    return ComputePhase(points, dvfs_line, clock_source, list(steps))
+
+
+def measure_uplink(
+    monitor: PowerMonitor,
+    send: Sender,
+    idle_w: float,
+    upload_bytes: int,
+    chunk_bytes: int,
+    notes: List[str],
+) -> UplinkPhase:
+    """Push ``upload_bytes`` through ``send`` inside a ``communicate`` window."""
+    chunk = os.urandom(min(chunk_bytes, upload_bytes))
+    sent = 0
+    monitor.begin_window("communicate")
+    while sent < upload_bytes:
+        part = chunk[: upload_bytes - sent]
+        send(part)
+        sent += len(part)
+    up = monitor.end_window("communicate")
+    rate: Optional[float] = None
+    epb: Optional[float] = None
+    if up.duration_s > 0:
+        rate = sent / up.duration_s
+        epb = (up.mean_power_w - idle_w) / rate
+    if epb is not None and epb <= 0:
+        notes.append("energy per byte ≤ 0: upload too short to rise above idle")
+    return UplinkPhase(rate, epb, sent)
+
+
+def calibrate(
+    monitor: PowerMonitor,
+    cpu: CpuFreq,
+    workload: Workload,
+    send: Optional[Sender],
+    *,
+    workload_name: str,
+    uplink_target: str = "loopback",
+    rest_s: float = 10.0,
+    step_s: float = 5.0,
+    max_steps: int = 4,
+    upload_bytes: int = 4 << 20,
+    chunk_bytes: int = 256 << 10,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> CalibrationProfile:
+    """Run the calibration with a started ``monitor``; returns the profile (not saved)."""
+    started = now_iso()
+    src = monitor.source
+    notes: List[str] = []
+    if src.estimated:
+        notes.append("ESTIMATED: no power sensor; every figure comes from the utilisation model")
+    idle_w, idle = measure_idle(monitor, rest_s, sleep, notes)
+    compute = measure_compute(monitor, cpu, workload, idle_w, step_s, max_steps, clock)
+    points = compute.points
 
     kappa: Optional[float] = None
     cycles: Optional[float] = None
@@ -268,8 +216,9 @@ def calibrate(
             notes.append("κ ≤ 0: the workload's power did not rise above idle (noise?)")
     single = len(points) < 2
     if single:
-        notes.append(f"κ from a single frequency point ({dvfs_line})")
-    f_min, f_max, f_steps = cpu.min_hz, cpu.max_hz, list(steps)
+        notes.append(f"κ from a single frequency point ({compute.dvfs_line})")
+    clock_source = compute.clock_source
+    f_min, f_max, f_steps = cpu.min_hz, cpu.max_hz, compute.steps_hz
     if clock_source == "nominal" or (clock_source == "none" and not f_steps):
         clock_source = "nominal"
         f_min = f_max = NOMINAL_CLOCK_HZ
@@ -280,22 +229,9 @@ def calibrate(
             "not a reading"
         )
 
-    rate: Optional[float] = None
-    epb: Optional[float] = None
-    sent = 0
+    uplink = UplinkPhase(None, None, 0)
     if send is not None and upload_bytes > 0:
-        chunk = os.urandom(min(chunk_bytes, upload_bytes))
-        monitor.begin_window("communicate")
-        while sent < upload_bytes:
-            part = chunk[: upload_bytes - sent]
-            send(part)
-            sent += len(part)
-        up = monitor.end_window("communicate")
-        if up.duration_s > 0:
-            rate = sent / up.duration_s
-            epb = (up.mean_power_w - idle_w) / rate
-        if epb is not None and epb <= 0:
-            notes.append("energy per byte ≤ 0: upload too short to rise above idle")
+        uplink = measure_uplink(monitor, send, idle_w, upload_bytes, chunk_bytes, notes)
         if uplink_target.startswith("loopback"):
             notes.append("uplink measured against a loopback sink: not the real network")
 
@@ -303,8 +239,8 @@ def calibrate(
         idle_power_w=idle_w,
         kappa=kappa,
         cycles_per_sample=cycles,
-        uplink_bytes_per_s=rate,
-        energy_per_byte_j=epb,
+        uplink_bytes_per_s=uplink.rate_bytes_per_s,
+        energy_per_byte_j=uplink.energy_per_byte_j,
         f_min_hz=f_min,
         f_max_hz=f_max,
         f_steps_hz=f_steps,
@@ -314,10 +250,10 @@ def calibrate(
         started_at=started,
         kappa_single_point=single,
         kappa_points=points,
-        dvfs=dvfs_line,
+        dvfs=compute.dvfs_line,
         workload=workload_name,
         uplink_target=uplink_target,
-        uplink_bytes=sent,
+        uplink_bytes=uplink.sent_bytes,
         idle_duration_s=idle.duration_s,
         notes=notes,
         clock=clock_source,

@@ -18,7 +18,8 @@ from edge_agent.sensing import (
     detect_power_source,
     fit_kappa,
 )
-from edge_agent.sensing.calibrate import NOMINAL_CLOCK_HZ, pick_steps
+from edge_agent.sensing.calibrate import pick_steps
+from edge_agent.sensing.profile import NOMINAL_CLOCK_HZ
 
 from .conftest import FIXTURES, FakeClock, ScriptedSource
 
