@@ -4,7 +4,8 @@ One round on the board::
 
     apply CPU frequency (DVFS, if the OS allows)     -> dvfs_applied / reason in the report
     [window "download"]     global model, sha256-checked
-    [window "compute"]      local DDPM training + stochastic quantization of the update
+    [window "compute"]      local training (edge_agent.training: the mode the coordinator
+                            names) + stochastic quantization of the update
     [window "communicate"]  chunked upload (shaped by --uplink-mbps when set), resumable
     report (windows, bytes, bits, frequency, losses, quantization error)
 
@@ -14,22 +15,19 @@ its round is still open resumes the upload instead of training again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import grpc
-import numpy as np
 
 from edge_agent.client import FleetClient
 from edge_agent.config import AgentConfig
 from edge_agent.errors import Refused, Stopped
 from edge_agent.link import TokenBucket, mbps_to_bytes_per_s
+from edge_agent.pending import Pending, PendingStore
 from edge_agent.sensing import (
     CalibrationProfile,
     CpuFreq,
@@ -37,98 +35,12 @@ from edge_agent.sensing import (
     WindowResult,
     detect_power_source,
 )
+from edge_agent.serde import codec_config_of, profile_pb, round_fields, window_pb
+from edge_agent.training import LocalPlan, LocalTraining, make_training
 from greenfed import __version__, codec
-from greenfed.updates import max_range, sq_norm, update_of
 from greenfed.v1 import fleet_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Pending:
-    """An encoded update waiting to be (re)sent."""
-
-    round: int
-    frame: bytes
-    sha256: str
-    meta: Dict[str, Any]
-
-
-class PendingStore:
-    """``pending-<round>.gfz`` + ``.json`` in the state directory (atomic writes)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def save(self, p: Pending) -> None:
-        for suffix, data in (
-            (".gfz", p.frame),
-            (".json", json.dumps({"round": p.round, "sha256": p.sha256, "meta": p.meta}).encode()),
-        ):
-            path = self.root / f"pending-{p.round}{suffix}"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-
-    def load(self, round_no: int) -> Optional[Pending]:
-        meta_path = self.root / f"pending-{round_no}.json"
-        frame_path = self.root / f"pending-{round_no}.gfz"
-        try:
-            meta = json.loads(meta_path.read_text())
-            frame = frame_path.read_bytes()
-        except (OSError, ValueError):
-            return None
-        if hashlib.sha256(frame).hexdigest() != meta.get("sha256"):
-            return None
-        return Pending(round_no, frame, meta["sha256"], dict(meta.get("meta") or {}))
-
-    def clear(self, keep_round: Optional[int] = None) -> None:
-        for path in self.root.glob("pending-*"):
-            if keep_round is not None and path.name.startswith(f"pending-{keep_round}."):
-                continue
-            path.unlink(missing_ok=True)
-
-
-def codec_config_of(a: pb.Assignment) -> codec.CodecConfig:
-    """What the assignment asks this device to encode with (bits are ignored by fp32)."""
-    return codec.CodecConfig(mode=a.mode, bits=int(a.bits), block_size=int(a.block_size) or None)
-
-
-def window_pb(w: WindowResult) -> pb.EnergyWindow:
-    return pb.EnergyWindow(
-        name=w.name,
-        energy_j=w.energy_j,
-        dynamic_energy_j=w.dynamic_energy_j,
-        duration_s=w.duration_s,
-        mean_power_w=w.mean_power_w,
-        peak_power_w=w.peak_power_w,
-        samples=w.samples,
-        mean_freq_hz=w.mean_freq_hz or 0.0,
-        source=w.source,
-        scope=w.scope,
-        estimated=w.estimated,
-    )
-
-
-def profile_pb(p: CalibrationProfile) -> pb.CalibrationProfile:
-    return pb.CalibrationProfile(
-        idle_power_w=p.idle_power_w,
-        kappa=p.kappa or 0.0,
-        cycles_per_sample=p.cycles_per_sample or 0.0,
-        uplink_bytes_per_s=p.uplink_bytes_per_s or 0.0,
-        energy_per_byte_j=p.energy_per_byte_j or 0.0,
-        f_min_hz=p.f_min_hz or 0.0,
-        f_max_hz=p.f_max_hz or 0.0,
-        f_steps_hz=list(p.f_steps_hz),
-        source=p.source,
-        scope=p.scope[:256],
-        estimated=p.estimated,
-        created_at=p.created_at,
-        single_point=p.kappa_single_point,
-        workload=p.workload[:256],
-        clock=p.clock,
-    )
 
 
 class Agent:
@@ -162,7 +74,7 @@ class Agent:
             path,
         )
         from edge_agent.sensing import LoopbackSink, calibrate
-        from edge_agent.sensing.workloads import default_workload
+        from edge_agent.training.workloads import default_workload
 
         workload, name = default_workload("auto", 64)
         monitor = PowerMonitor(self.source, self.cpu, self.cfg.sensing)
@@ -210,10 +122,8 @@ class Agent:
                 link_mbps=self.cfg.uplink_mbps or 0.0,
             )
         )
-        model_cfg = json.loads(reply.model_config_json)
-        self.model = ddpm.build_model(ddpm.UNetConfig.from_dict(model_cfg["unet"]))
-        self.schedule = ddpm.NoiseSchedule.from_config(
-            ddpm.ScheduleConfig.from_dict(model_cfg["schedule"])
+        self.trainer: LocalTraining = make_training(
+            json.loads(reply.model_config_json), self.data.images
         )
         self.max_update_bytes = int(reply.max_update_bytes)
         log.info(
@@ -331,7 +241,7 @@ class Agent:
         The upload time is estimated from the update's size at the assigned bits and the
         link's rate (the emulated rate, else the calibrated one), with a 20% margin.
         """
-        params = sum(int(v.numel()) for v in self.model.parameters())
+        params = self.trainer.num_values
         bits = codec_config_of(a).frame_bits
         rate = self.bucket.rate if self.bucket is not None else None
         if rate is None and self.profile is not None:
@@ -340,42 +250,43 @@ class Agent:
         left = self._round_deadline - time.monotonic() - upload_s - 1.0
         return max(1.0, left)
 
-    def _train_and_encode(
+    def _download(
         self, a: pb.Assignment, windows: List[WindowResult], report: pb.RoundReport
-    ) -> Pending:
+    ) -> Dict[str, Any]:
+        """The round's global model, sha256-checked and decoded, in a "download" window."""
         assert self.client is not None and self.monitor is not None
-        from greenfed import ddpm
-
         self.monitor.begin_window("download")
         t0 = time.monotonic()
         try:  # a refused download (round aborted) must not leave the window open
             frame = self.client.download(a.round, a.model_sha256)
             report.download_time_s = time.monotonic() - t0
-            start = codec.decode(
-                frame,
-                max_frame_bytes=self.cfg.max_model_bytes,
-                max_decoded_bytes=4 * self.cfg.max_model_bytes,
+            return dict(
+                codec.decode(
+                    frame,
+                    max_frame_bytes=self.cfg.max_model_bytes,
+                    max_decoded_bytes=4 * self.cfg.max_model_bytes,
+                )
             )
         finally:
             windows.append(self.monitor.end_window("download"))
-        del frame
-        ddpm.set_state_arrays(self.model, start)
 
+    def _train_and_encode(
+        self, a: pb.Assignment, windows: List[WindowResult], report: pb.RoundReport
+    ) -> Pending:
+        assert self.monitor is not None
+        self.trainer.load_global(self._download(a, windows, report))
         self.monitor.begin_window("compute")
         try:  # a failure in training or encoding must not leave the window open
             t0 = time.monotonic()
-            result = ddpm.train_local(
-                self.model,
-                self.schedule,
-                self.data.images,
-                ddpm.TrainConfig(
+            result = self.trainer.train(
+                LocalPlan(
                     steps=int(a.local_steps),
                     batch_size=int(a.batch_size),
-                    lr=float(a.learning_rate),
+                    learning_rate=float(a.learning_rate),
                     seed=int(a.seed) % (2**31),
-                    num_threads=self.cfg.num_threads,
                     max_seconds=self._training_budget_s(a),
-                ),
+                    num_threads=self.cfg.num_threads,
+                )
             )
             report.train_time_s = time.monotonic() - t0
             if result.stopped_early:
@@ -385,8 +296,7 @@ class Agent:
                     result.steps,
                     a.local_steps,
                 )
-            delta = update_of(ddpm.get_state_arrays(self.model), start)
-            enc = codec.encode(delta, codec_config_of(a))
+            enc = codec.encode(result.update, codec_config_of(a))
         finally:
             windows.append(self.monitor.end_window("compute"))
         if enc.frame_bytes > self.max_update_bytes:
@@ -394,17 +304,7 @@ class Agent:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"update of {enc.frame_bytes} B exceeds the coordinator's limit",
             )
-        losses = [float(x) for x in result.losses if np.isfinite(x)]
-        meta = {
-            "samples": int(result.samples),
-            "steps": int(result.steps),
-            "loss_first": losses[0] if losses else 0.0,
-            "loss_last": losses[-1] if losses else 0.0,
-            "update_sq_error": float(enc.total_sq_error),
-            "update_error_bound": float(enc.total_bound),
-            "update_range": float(max_range(delta)),
-            "update_norm": float(np.sqrt(sq_norm(delta))),
-        }
+        meta = round_fields(result, enc)
         for k, v in meta.items():
             setattr(report, k, v)
         log.info(

@@ -28,7 +28,7 @@ from typing import Callable, List, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.sensing import CpuFreq, PowerMonitor, SensingConfig, detect_power_source
-from edge_agent.sensing.workloads import torch_conv_workload
+from edge_agent.training.workloads import torch_conv_workload
 
 
 def cpu_model() -> str:

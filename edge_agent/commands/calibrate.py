@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         calibrate,
         detect_power_source,
     )
-    from edge_agent.sensing.workloads import default_workload
+    from edge_agent.training.workloads import default_workload
     from greenfed.config import ConfigError
 
     if args.threads:

@@ -8,7 +8,7 @@ import pytest
 
 from edge_agent.client import Backoff
 from edge_agent.config import AgentConfig
-from edge_agent.daemon import Pending, PendingStore
+from edge_agent.pending import Pending, PendingStore
 
 
 def test_pending_update_survives_a_restart_and_is_checked(tmp_path: Path) -> None:
@@ -64,8 +64,7 @@ def test_profile_defaults_to_the_state_dir(tmp_path: Path) -> None:
 
 def test_training_budget_leaves_time_for_the_upload(tmp_path: Path) -> None:
     import time
-
-    import torch
+    from types import SimpleNamespace
 
     from edge_agent.daemon import Agent
     from greenfed.v1 import fleet_pb2 as pb
@@ -74,7 +73,7 @@ def test_training_budget_leaves_time_for_the_upload(tmp_path: Path) -> None:
         device_id="pi-1", state_dir=tmp_path, uplink_mbps=8.0, sysfs_root=tmp_path
     )  # bare tree: estimated power, no cpufreq
     agent = Agent(cfg)
-    agent.model = torch.nn.Linear(1000, 1000)  # 1 001 000 parameters
+    agent.trainer = SimpleNamespace(num_values=1_001_000)  # type: ignore[assignment]
     agent._round_deadline = time.monotonic() + 30.0
     a = pb.Assignment(mode="stochastic", bits=8, deadline_s=30.0)
     # 1 MB at 1 MB/s (8 Mbit/s) with a 20% margin and 1 s of slack: about 27.8 s left.

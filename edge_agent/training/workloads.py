@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from .calibrate import Workload
+from edge_agent.sensing.calibrate import Workload
 
 
 def ddpm_workload(
