@@ -37,5 +37,5 @@ def test_full_model_training_returns_trained_minus_global() -> None:
 
 def test_an_unknown_training_mode_is_refused_with_what_to_do() -> None:
     cfg = dict(_model_config(), training_mode="telepathy")
-    with pytest.raises(AgentError, match="training mode 'telepathy'.*knows full"):
+    with pytest.raises(AgentError, match=r"training mode 'telepathy'.*knows full"):
         make_training(cfg, np.zeros((4, 1, 8, 8), np.uint8))
