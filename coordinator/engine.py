@@ -35,11 +35,12 @@ from coordinator.errors import (
     UnknownDevice,
 )
 from coordinator.faults import fault_point
+from coordinator.messages import Manifest, Registration, Report
 from coordinator.model_host import ModelHost
 from coordinator.round_state import FINISHED, OpenRound
 from coordinator.rounds import RoundDriver
-from coordinator.store import Store
-from coordinator.uploads import Manifest, Spool, validate_manifest
+from coordinator.store import Store, registration_columns, report_columns
+from coordinator.uploads import Spool
 from greenfed import codec
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,13 @@ class Engine(RoundDriver):
         self.model_sha256 = enc.sha256
 
     # ------------------------------------------------------------------ device-facing API
-    def register(self, device_id: str, info: Mapping[str, Any]) -> None:
+    def register(self, device_id: str, reg: Registration) -> None:
         row = self.store.get_device(device_id)
         if row is not None and row["revoked"]:
             raise RevokedDevice(f"device {device_id} is revoked; enrol it again to rejoin")
         if device_id in self.cfg.tls.revoked:
             raise RevokedDevice(f"device {device_id} is revoked by the coordinator's config")
-        self.store.upsert_device(device_id, info)
+        self.store.upsert_device(device_id, registration_columns(reg))
         self.store.event("register", f"device {device_id} registered", device_id=device_id)
         with self._cond:
             self._cond.notify_all()
@@ -182,7 +183,6 @@ class Engine(RoundDriver):
         # FedAvg weight: the device's local data size D_k as registered (McMahan et al.), the
         # same weight the allocator's error model uses; not a number the upload declares.
         weight = int(self._known(device_id)["samples"])
-        validate_manifest(manifest, self.cfg.max_update_bytes)
         with self._lock:
             r = self._check_upload_allowed(device_id, manifest.round)
             a = r.assignments[device_id]
@@ -259,12 +259,13 @@ class Engine(RoundDriver):
                 f"({reference:.3g}); refused (limit max_update_norm_ratio = {ratio}x)"
             )
 
-    def record_report(self, device_id: str, round_no: int, fields: Mapping[str, Any]) -> None:
+    def record_report(self, device_id: str, rep: Report) -> None:
+        round_no = rep.round
         self._known(device_id)
         assigned = [a for a in self.store.assignments(round_no) if a["device_id"] == device_id]
         if not assigned:
             raise NotAssigned(f"device {device_id} had no part in round {round_no}")
-        self.store.record_report(round_no, device_id, fields)
+        self.store.record_report(round_no, device_id, report_columns(rep))
         with self._cond:
             if self._round is not None and self._round.number == round_no:
                 self._round.reported.add(device_id)

@@ -21,6 +21,8 @@
     ├── ServerConfigError (ValueError)  the listen address and TLS settings do not fit together
     ├── CertError (ValueError)          enrolment material cannot be made or read
     ├── LaunchError (RuntimeError)      a local process could not start or died before ready
+    ├── StoreError                      the state store cannot be opened (not a greenfed store,
+    │                                   or written by a newer greenfed)
     ├── ExperimentError (ValueError)    an experiment cannot run as asked
     └── ReportError (ValueError)        a report source is missing or not a greenfed store
 
@@ -110,3 +112,7 @@ class ExperimentError(CoordinatorError, ValueError):
 
 class ReportError(CoordinatorError, ValueError):
     """The report source is missing or is not a greenfed store or run directory."""
+
+
+class StoreError(CoordinatorError):
+    """The state store cannot be opened: not a greenfed store, or a newer schema."""

@@ -1,7 +1,8 @@
 """Request handlers: plain functions of (request, identity, engine), no gRPC in sight.
 
 The servicer resolves the caller's identity and maps :mod:`coordinator.errors` to status
-codes; these functions hold the logic and are tested directly.
+codes; these functions hold the logic and are tested directly: convert (serde), check
+(validation), act (engine).
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Iterator
 
-from coordinator import serde
+from coordinator import serde, validation
 from coordinator.engine import FINISHED, Engine
 from coordinator.errors import InvalidRequest
-from coordinator.uploads import Manifest
 from greenfed.v1 import fleet_pb2 as pb
-
-MAX_TEXT = 256  # longest free-text field a device may send (board names, reasons)
 
 
 def register(req: pb.RegisterRequest, device_id: str, engine: Engine) -> pb.RegisterReply:
-    info = serde.register_fields(req, MAX_TEXT)
-    engine.register(device_id, info)
+    reg = serde.registration_from_pb(req)
+    validation.check_registration(reg)
+    engine.register(device_id, reg)
     return pb.RegisterReply(
         device_id=device_id,
         model_config_json=engine.host.config_json(),
@@ -65,16 +64,8 @@ def upload_update(
     first = next(it, None)
     if first is None or first.WhichOneof("kind") != "manifest":
         raise InvalidRequest("an upload stream must start with an UploadManifest")
-    m = first.manifest
-    manifest = Manifest(
-        round=int(m.round),
-        total_bytes=int(m.total_bytes),
-        sha256=m.sha256[:64],
-        offset=int(m.offset),
-        samples=int(m.samples),
-        bits=int(m.bits),
-        mode=m.mode[:16],
-    )
+    manifest = serde.manifest_from_pb(first.manifest)
+    validation.check_manifest(manifest, engine.cfg.max_update_bytes)
 
     def chunks() -> Iterator[bytes]:
         for msg in it:
@@ -94,6 +85,7 @@ def upload_status(
 
 
 def report_round(req: pb.RoundReport, device_id: str, engine: Engine) -> pb.ReportReply:
-    fields = serde.report_fields(req, MAX_TEXT)
-    engine.record_report(device_id, int(req.round), fields)
+    rep = serde.report_from_pb(req)
+    validation.check_report(rep)
+    engine.record_report(device_id, rep)
     return pb.ReportReply(recorded=True)

@@ -62,13 +62,10 @@ class StoreCollector(Collector):
         yield up
 
     def _families(self) -> Iterator[Metric]:
-        q = self.store.query
+        t = self.store.totals()
 
         rounds = GaugeMetricFamily("greenfed_rounds", "Rounds by status", labels=["status"])
-        by_status = {
-            r["status"]: int(r["n"])
-            for r in q("SELECT status, COUNT(*) AS n FROM rounds GROUP BY status")
-        }
+        by_status = t["rounds_by_status"]
         for status in sorted(set(ROUND_STATUSES) | set(by_status)):
             rounds.add_metric([status], float(by_status.get(status, 0)))
         yield rounds
@@ -76,16 +73,14 @@ class StoreCollector(Collector):
         devices = GaugeMetricFamily(
             "greenfed_devices", "Devices: registered (all enrolled) and revoked", labels=["state"]
         )
-        row = q("SELECT COUNT(*) AS n, COALESCE(SUM(revoked != 0), 0) AS revoked FROM devices")[0]
-        devices.add_metric(["registered"], float(row["n"]))
-        devices.add_metric(["revoked"], float(row["revoked"]))
+        devices.add_metric(["registered"], float(t["devices"]))
+        devices.add_metric(["revoked"], float(t["revoked"]))
         yield devices
 
         sent = CounterMetricFamily(
             "greenfed_uploaded", "Bytes of accepted update uploads", unit="bytes"
         )
-        row = q("SELECT COALESCE(SUM(total_bytes), 0) AS b FROM uploads WHERE status='accepted'")[0]
-        sent.add_metric([], float(row["b"]))
+        sent.add_metric([], t["uploaded_bytes"])
         yield sent
 
         energy = CounterMetricFamily(
@@ -94,26 +89,12 @@ class StoreCollector(Collector):
             labels=["window", "estimated"],
             unit="joules",
         )
-        row = q(
-            "SELECT "
-            "COALESCE(SUM(CASE WHEN estimated THEN compute_energy_j END), 0) AS ce, "
-            "COALESCE(SUM(CASE WHEN NOT estimated THEN compute_energy_j END), 0) AS cm, "
-            "COALESCE(SUM(CASE WHEN estimated THEN comm_energy_j END), 0) AS ne, "
-            "COALESCE(SUM(CASE WHEN NOT estimated THEN comm_energy_j END), 0) AS nm "
-            "FROM reports WHERE estimated IS NOT NULL"
-        )[0]
-        for window, est, key in (
-            ("compute", "false", "cm"),
-            ("compute", "true", "ce"),
-            ("communicate", "false", "nm"),
-            ("communicate", "true", "ne"),
-        ):
-            energy.add_metric([window, est], float(row[key]))
+        for (window, estimated), joules in t["energy_j"].items():
+            energy.add_metric([window, "true" if estimated else "false"], joules)
         yield energy
 
         refusals = CounterMetricFamily("greenfed_refusals", "Requests refused by the servicer")
-        row = q("SELECT COUNT(*) AS n FROM events WHERE kind = 'refused'")[0]
-        refusals.add_metric([], float(row["n"]))
+        refusals.add_metric([], float(t["refusals"]))
         yield refusals
 
         last = self.store.last_completed_round()

@@ -7,6 +7,15 @@ write commits at once, so a SIGKILL loses at most the statement in flight.
 Rounds move ``open`` -> ``completed`` | ``failed`` | ``aborted`` (an open round found at
 start-up, left by a killed coordinator). Checkpoints live on disk; the store keeps their path
 and hash.
+
+Schema versions: ``PRAGMA user_version`` says which of :data:`MIGRATIONS` a file has had;
+opening applies the missing ones in order, in one transaction, and refuses a file written by a
+newer greenfed (:class:`~coordinator.errors.StoreError`) instead of misreading it. A change of
+schema is one more entry at the end of the list, never an edit of a shipped one. Stores of
+the first release (``meta.schema_version = 1``, no ``user_version``) count as version 1.
+
+This module is the one that knows column names: :func:`registration_columns` and
+:func:`report_columns` turn the coordinator's values (coordinator.messages) into rows.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-SCHEMA_VERSION = 1
+from coordinator.errors import StoreError
+from coordinator.messages import Registration, Report
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY,
@@ -109,6 +119,87 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+#: Migration i takes a store from version i to i + 1.
+MIGRATIONS: List[str] = [_SCHEMA_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone():
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0  # the first release wrote it here
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {version} is newer than this greenfed's "
+            f"({SCHEMA_VERSION}); open it with the greenfed version that wrote it"
+        )
+    if version == SCHEMA_VERSION and db.execute("PRAGMA user_version").fetchone()[0]:
+        return
+    db.execute("BEGIN IMMEDIATE")  # one transaction: all missing migrations or none
+    try:
+        for sql in MIGRATIONS[version:]:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def registration_columns(reg: Registration) -> Dict[str, Any]:
+    """The devices row of a registration (``revoked`` reset: registering is enrolling)."""
+    return {
+        "samples": reg.samples,
+        "board": reg.board,
+        "profile_json": json.dumps(reg.profile),
+        "dvfs_available": int(reg.dvfs_available),
+        "dvfs_reason": reg.dvfs_reason,
+        "bits_min": reg.bits_min,
+        "bits_max": reg.bits_max,
+        "link_mbps": reg.link_mbps,
+        "revoked": 0,
+    }
+
+
+def report_columns(rep: Report) -> Dict[str, Any]:
+    """The reports row of a round report: the compute and communicate windows flattened."""
+    comp = rep.window("compute")
+    comm = rep.window("communicate")
+    ref = comp or comm
+    return {
+        "compute_energy_j": comp.energy_j if comp else None,
+        "compute_dynamic_j": comp.dynamic_energy_j if comp else None,
+        "compute_time_s": comp.duration_s if comp else None,
+        "comm_energy_j": comm.energy_j if comm else None,
+        "comm_dynamic_j": comm.dynamic_energy_j if comm else None,
+        "comm_time_s": comm.duration_s if comm else None,
+        "power_source": ref.source if ref else "",
+        "power_scope": ref.scope if ref else "",
+        "estimated": int(any(w.estimated for w in rep.windows)),
+        "mean_freq_hz": comp.mean_freq_hz if comp else None,
+        "applied_freq_hz": rep.applied_freq_hz,
+        "dvfs_applied": int(rep.dvfs_applied),
+        "bytes_up": rep.bytes_up,
+        "bits": rep.bits,
+        "samples": rep.samples,
+        "steps": rep.steps,
+        "loss_first": rep.loss_first,
+        "loss_last": rep.loss_last,
+        "emulated_link": int(rep.emulated_link),
+        "link_mbps": rep.link_mbps,
+        "update_sq_error": rep.update_sq_error,
+        "update_error_bound": rep.update_error_bound,
+        "update_range": rep.update_range,
+        "update_norm": rep.update_norm,
+        "error": rep.error or None,
+        "report_json": rep.raw_json,
+    }
+
 
 class Store:
     """The coordinator's SQLite database. Thread-safe; every method commits."""
@@ -120,14 +211,16 @@ class Store:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            self._db.commit()
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                _migrate(self._db, self.path)
+            except sqlite3.DatabaseError as e:
+                self._db.close()
+                raise StoreError(f"{self.path}: not a greenfed store ({e})") from e
+            except StoreError:
+                self._db.close()
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -156,6 +249,41 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._exec("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def totals(self) -> Dict[str, Any]:
+        """Running totals for monitoring (coordinator.metrics): rounds by status, devices and
+        revoked ones, accepted upload bytes, reported energy per window split by estimated,
+        refused requests."""
+        q = self.query
+        by_status = {
+            r["status"]: int(r["n"])
+            for r in q("SELECT status, COUNT(*) AS n FROM rounds GROUP BY status")
+        }
+        dev = q("SELECT COUNT(*) AS n, COALESCE(SUM(revoked != 0), 0) AS revoked FROM devices")[0]
+        up = q("SELECT COALESCE(SUM(total_bytes), 0) AS b FROM uploads WHERE status='accepted'")[0]
+        e = q(
+            "SELECT "
+            "COALESCE(SUM(CASE WHEN estimated THEN compute_energy_j END), 0) AS ce, "
+            "COALESCE(SUM(CASE WHEN NOT estimated THEN compute_energy_j END), 0) AS cm, "
+            "COALESCE(SUM(CASE WHEN estimated THEN comm_energy_j END), 0) AS ne, "
+            "COALESCE(SUM(CASE WHEN NOT estimated THEN comm_energy_j END), 0) AS nm "
+            "FROM reports WHERE estimated IS NOT NULL"
+        )[0]
+        refused = q("SELECT COUNT(*) AS n FROM events WHERE kind = 'refused'")[0]
+        return {
+            "rounds_by_status": by_status,
+            "devices": int(dev["n"]),
+            "revoked": int(dev["revoked"]),
+            "uploaded_bytes": float(up["b"]),
+            # (window, estimated) -> joules
+            "energy_j": {
+                ("compute", False): float(e["cm"]),
+                ("compute", True): float(e["ce"]),
+                ("communicate", False): float(e["nm"]),
+                ("communicate", True): float(e["ne"]),
+            },
+            "refusals": int(refused["n"]),
+        }
 
     # -- devices ---------------------------------------------------------------------------
     def upsert_device(self, device_id: str, fields: Mapping[str, Any]) -> None:

@@ -13,48 +13,16 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator
 
 from coordinator.errors import (
     ChecksumMismatch,
-    InvalidRequest,
     TooManyStreams,
     UploadIncomplete,
     UploadTooLarge,
 )
-from greenfed import codec
-
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Manifest:
-    round: int
-    total_bytes: int
-    sha256: str
-    offset: int
-    samples: int
-    bits: int
-    mode: str
-
-
-def validate_manifest(m: Manifest, max_bytes: int) -> None:
-    if m.total_bytes <= 0:
-        raise InvalidRequest(f"manifest total_bytes must be > 0, got {m.total_bytes}")
-    if m.total_bytes > max_bytes:
-        raise UploadTooLarge(
-            f"declared update size {m.total_bytes} B exceeds the limit of {max_bytes} B"
-        )
-    if not _SHA_RE.match(m.sha256):
-        raise InvalidRequest("manifest sha256 must be 64 lowercase hex characters")
-    if m.offset < 0 or m.offset > m.total_bytes:
-        raise InvalidRequest(f"manifest offset {m.offset} outside 0..{m.total_bytes}")
-    if m.samples <= 0 or m.samples > 10**9:
-        raise InvalidRequest(f"manifest samples must be in 1..1e9, got {m.samples}")
-    if m.mode not in codec.MODES:
-        raise InvalidRequest(f"manifest mode {m.mode!r} is not one of {', '.join(codec.MODES)}")
+from coordinator.messages import Manifest
 
 
 class Spool:

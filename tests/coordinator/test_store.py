@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from coordinator.store import Store
 
 
@@ -35,3 +37,46 @@ def test_reports_and_assignments_round_trip(tmp_path: Path) -> None:
     assert s.device_reports("a")[0]["round"] == 0
     s.event("refused", "x" * 5000, device_id="a")
     assert len(s.events("refused")[0]["message"]) == 2000
+
+
+def test_schema_version_is_recorded_and_checked_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from coordinator.errors import StoreError
+    from coordinator.store import SCHEMA_VERSION
+
+    path = tmp_path / "state.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # written by a newer greenfed
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION + 1} is newer"):
+        Store(path)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a greenfed store"):
+        Store(junk)
+
+
+def test_a_first_release_store_opens_and_keeps_its_rows(tmp_path: Path) -> None:
+    """The first release set meta.schema_version = 1 and no user_version."""
+    import sqlite3
+
+    from coordinator.store import _SCHEMA_V1, SCHEMA_VERSION
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_V1)
+    db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO devices (id, registered_at, last_seen, samples) VALUES ('pi-1', 1, 1, 40)"
+    )
+    db.commit()
+    db.close()
+    s = Store(path)
+    assert s.get_device("pi-1")["samples"] == 40  # type: ignore[index]
+    s.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ChecksumMismatch, InvalidRequest, UploadIncomplete, UploadTooLarge
-from coordinator.uploads import Manifest, Spool, validate_manifest
+from coordinator.messages import Manifest
+from coordinator.uploads import Spool
+from coordinator.validation import check_manifest as validate_manifest
 
 DATA = bytes(range(256)) * 100
 
