@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from coordinator.aggregation import check_rule
 from greenfed.scheme import Scheme
 
 
@@ -32,6 +33,7 @@ class CoordinatorConfig:
     min_devices: int = 2  # devices that must be connected before a round starts
     min_fraction: float = 0.5  # a round closes with the arrived updates if at least this share
     scheme: str = "on-demand"  # on-demand, fp32 or fixed-B
+    aggregation: str = "fedavg"  # aggregation rule (coordinator/aggregation): fedavg
     seed: int = 0
     # Model and local training handed to every device.
     model_preset: str = "pi-small"
@@ -74,6 +76,7 @@ class CoordinatorConfig:
 
     def __post_init__(self) -> None:
         Scheme.parse(self.scheme)  # SchemeError (a ValueError) names the choices
+        check_rule(self.aggregation)
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
         if self.min_devices < 1:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set
 
 import numpy as np
 
-from coordinator.aggregate import template_of
+from coordinator.aggregation import template_of
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import (
     DuplicateUpload,

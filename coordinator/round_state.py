@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Set
 
-from coordinator.aggregate import RunningFedAvg
+from coordinator.aggregation import Aggregator
 
 
 @dataclass
@@ -33,7 +33,7 @@ class OpenRound:
     scheme: str
     deadline_unix: float
     assignments: Dict[str, DeviceAssignment]
-    aggregator: RunningFedAvg
+    aggregator: Aggregator
     accepted: Set[str] = field(default_factory=set)
     reported: Set[str] = field(default_factory=set)
     closed: bool = False

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
 
-from coordinator.aggregate import RunningFedAvg, template_of
+from coordinator.aggregation import make_aggregator, template_of
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import CheckpointFailed
 from coordinator.faults import fault_point
@@ -171,7 +171,7 @@ class RoundDriver:
                 scheme=self.cfg.scheme,
                 deadline_unix=deadline_unix,
                 assignments=assignments,
-                aggregator=RunningFedAvg(template),
+                aggregator=make_aggregator(self.cfg.aggregation, template),
             )
             self._cond.notify_all()
         fault_point("crash-after-open", number)

@@ -126,9 +126,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version == 0 and db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-    ).fetchone():
+    if (
+        version == 0
+        and db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+    ):
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0  # the first release wrote it here
     if version > SCHEMA_VERSION:

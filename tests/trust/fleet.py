@@ -238,7 +238,7 @@ def update_norm(update: Mapping[str, np.ndarray]) -> float:
 
 
 def fedavg(params: Mapping[str, np.ndarray], updates: List[Tuple[Dict, int]]) -> Dict:
-    """What the coordinator's RunningFedAvg computes, in the same order and precision."""
+    """What the coordinator's FedAvg (aggregation/fedavg.py) computes, same order and precision."""
     acc = {k: np.zeros(v.shape, np.float64) for k, v in params.items() if v.dtype.kind == "f"}
     total = 0
     for u, n in updates:

@@ -1,12 +1,15 @@
-"""FedAvg over model *updates* with a running sum: memory is one model, whatever the fleet.
+"""The aggregation-rule interface: how one round's accepted updates move the global model.
 
-Each accepted update Δ_k (decoded, float64 accumulators) is added as n_k·Δ_k as soon as it
-arrives, with n_k the samples the device trained on; at the round's close the global model
-moves by Σ n_k Δ_k / Σ n_k. Pure computation: no I/O, no clock.
+A rule is one :class:`Aggregator` subclass, registered by name in
+:data:`coordinator.aggregation.RULES` and chosen by the coordinator's ``aggregation`` key.
+One aggregator lives for one round: the engine ``add``s each accepted update (decoded, checked
+against the model's template) with the device's weight, and the round driver ``apply``s the
+result at close. Pure computation: no I/O, no clock.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Dict, Mapping, Tuple
 
@@ -49,38 +52,36 @@ def check_update(update: Mapping[str, np.ndarray], template: Template) -> float:
     return sq
 
 
-class RunningFedAvg:
-    """Σ n_k Δ_k and Σ n_k over the float tensors of a template."""
+class Aggregator(abc.ABC):
+    """One round's aggregation of device updates over the float tensors of ``template``."""
+
+    name = "abstract"
 
     def __init__(self, template: Template) -> None:
-        self._template = dict(template)
-        self._sum: Dict[str, np.ndarray] = {
-            k: np.zeros(shape, dtype=np.float64)
-            for k, (shape, dtype) in template.items()
-            if np.dtype(dtype).kind == "f"
-        }
-        self.total_samples = 0
+        self.template = dict(template)
+        self.total_weight = 0
         self.count = 0
 
-    def add(self, update: Mapping[str, np.ndarray], samples: int) -> float:
-        """Add one device's update with weight ``samples``; returns its squared norm."""
-        if samples <= 0:
-            raise InvalidUpdate(f"an update must declare a positive sample count, got {samples}")
-        sq = check_update(update, self._template)
-        for k, acc in self._sum.items():
-            acc += update[k].astype(np.float64) * float(samples)
-        self.total_samples += int(samples)
+    def add(self, update: Mapping[str, np.ndarray], weight: int) -> float:
+        """Add one device's update with its weight (D_k); returns the update's squared norm."""
+        if weight <= 0:
+            raise InvalidUpdate(f"an update must declare a positive sample count, got {weight}")
+        sq = check_update(update, self.template)
+        self._add(update, weight)
+        self.total_weight += int(weight)
         self.count += 1
         return sq
 
+    @abc.abstractmethod
+    def _add(self, update: Mapping[str, np.ndarray], weight: int) -> None:
+        """Take a checked update into the rule's state."""
+
+    @abc.abstractmethod
     def mean_update(self) -> Dict[str, np.ndarray]:
-        """The sample-weighted mean update (float64)."""
-        if self.total_samples <= 0:
-            raise ValueError("no update was added")
-        return {k: v / self.total_samples for k, v in self._sum.items()}
+        """The aggregated update (float64) over the float tensors."""
 
     def apply(self, params: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], float]:
-        """New global parameters and the squared norm of the applied mean update."""
+        """New global parameters and the squared norm of the applied update."""
         mean = self.mean_update()
         out: Dict[str, np.ndarray] = {}
         sq = 0.0

@@ -1,0 +1,39 @@
+"""Aggregation rules, chosen by the coordinator's ``aggregation`` key.
+
+Add a rule: one file with an :class:`~coordinator.aggregation.base.Aggregator` subclass, and
+one line in :data:`RULES`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Type
+
+from greenfed.errors import ConfigError
+
+from .base import Aggregator, Template, check_update, template_of
+from .fedavg import FedAvg
+
+RULES: Dict[str, Type[Aggregator]] = {
+    FedAvg.name: FedAvg,
+}
+
+__all__ = [
+    "RULES",
+    "Aggregator",
+    "FedAvg",
+    "check_rule",
+    "check_update",
+    "make_aggregator",
+    "template_of",
+]
+
+
+def check_rule(name: str) -> None:
+    if name not in RULES:
+        raise ConfigError(f"aggregation: unknown rule {name!r}; known: {', '.join(sorted(RULES))}")
+
+
+def make_aggregator(name: str, template: Template) -> Aggregator:
+    """A fresh aggregator of rule ``name`` for one round."""
+    check_rule(name)
+    return RULES[name](template)
