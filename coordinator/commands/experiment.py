@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coordinator.commands import simulate
+    from coordinator import simulation
     from coordinator.errors import ReportError
     from coordinator.experiment import (
         ExperimentError,
@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
             poll_interval_s=preset.poll_interval_s,
             notes=notes,
         )  # fmt: skip
-        sizes = simulate._sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
-    except (ValueError, argparse.ArgumentTypeError) as e:
+        sizes = simulation.parse_sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
+    except ValueError as e:
         return fail(str(e))
     out = args.out.resolve()
     print(
@@ -152,10 +152,14 @@ def run(args: argparse.Namespace) -> int:
     if sizes:
         fixed = [b for b in (Scheme.parse(s).fixed_bits for s in setup.schemes) if b]
         print("\nlarge-fleet study (allocator's simulation model, not measured):", flush=True)
-        study = argparse.Namespace(devices=sizes, out=out / "fleet-study", seed=args.seed,
-                                   fixed_bits=fixed[0] if fixed else 8)  # fmt: skip
-        if simulate.run(study) != 0:
-            return 1
+        try:
+            rows, csv_path, png_path = simulation.write_study(
+                sizes, args.seed, fixed[0] if fixed else 8, out / "fleet-study"
+            )
+        except OSError as e:
+            return fail(str(e))
+        print(simulation.format_rows(rows), flush=True)
+        print(f"wrote {csv_path} and {png_path}", flush=True)
     try:
         report = build_report(out, out / "report", setup.quality_margin_rel)
     except ReportError as e:
