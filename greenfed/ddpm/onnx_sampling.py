@@ -13,7 +13,11 @@ import os
 from typing import Optional, Tuple, Union
 
 import numpy as np
-import onnxruntime as ort
+
+try:
+    import onnxruntime as ort
+except ImportError as e:  # an extra since the agent never samples: say how to get it
+    raise ImportError("OnnxSampler needs onnxruntime: pip install 'greenfed[onnx]'") from e
 
 from .errors import OnnxSamplerError
 from .schedule import NoiseSchedule, ScheduleConfig, denoise, to_uint8
