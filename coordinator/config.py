@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from coordinator.aggregation import check_rule
-from greenfed.scheme import Scheme
+from coordinator.allocator.schemes import Scheme
 
 
 @dataclass
@@ -71,7 +71,7 @@ class CoordinatorConfig:
 
     @property
     def scheme_value(self) -> Scheme:
-        """``scheme`` parsed: the one :class:`~greenfed.scheme.Scheme` of this run."""
+        """``scheme`` parsed: the one :class:`~coordinator.allocator.schemes.Scheme` of this run."""
         return Scheme.parse(self.scheme)
 
     def __post_init__(self) -> None:

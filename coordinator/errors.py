@@ -28,7 +28,7 @@
 
 The allocator (``coordinator.allocator``) is pure and keeps its own tree (``AllocatorError``,
 drawn in coordinator/allocator/errors.py); configuration and scheme errors come from
-``greenfed.errors`` (``ConfigError``, ``SchemeError``).
+``greenfed.errors`` (``ConfigError``; the allocator's ``SchemeError`` is one).
 
 Every refusal carries a message a user can act on; the servicer sends it as the status detail.
 """

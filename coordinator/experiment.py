@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from coordinator.allocator.errors import SchemeError
+from coordinator.allocator.schemes import Scheme
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import ExperimentError, LaunchError
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
-from greenfed.errors import SchemeError
-from greenfed.scheme import Scheme
 
 DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)

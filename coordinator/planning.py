@@ -17,10 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from coordinator.allocator import DeviceCoeffs, Fleet, RoundMeasurement, allocate, refit
+from coordinator.allocator.schemes import FIXED, FP32, Scheme
 from coordinator.config import CoordinatorConfig
 from coordinator.store import Store
 from greenfed import codec
-from greenfed.scheme import FIXED, FP32, Scheme
 
 log = logging.getLogger(__name__)
 

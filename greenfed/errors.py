@@ -2,7 +2,7 @@
 
     GreenfedError                       base: anything greenfed/ refuses on purpose
     ├── ConfigError (ValueError)        a configuration file or value is invalid; names the key
-    │   └── SchemeError                 an unknown scheme name (greenfed.scheme)
+    │                                   (the coordinator's SchemeError is one too)
     ├── CodecError                      greenfed.codec: every codec failure (tree in
     │   │                               greenfed/codec/errors.py)
     │   ├── ConfigError                 an invalid CodecConfig (also a greenfed ConfigError)
@@ -28,7 +28,3 @@ class GreenfedError(Exception):
 
 class ConfigError(GreenfedError, ValueError):
     """A configuration file or value is invalid; the message names the key."""
-
-
-class SchemeError(ConfigError):
-    """A scheme name is not ``on-demand``, ``fp32`` or ``fixed-B`` with B in 1..16."""

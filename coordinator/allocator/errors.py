@@ -6,9 +6,8 @@ Hierarchy::
     ├── FleetError            a FLEET description is malformed or physically impossible;
     │                         the message starts with the field path, e.g.
     │                         ``devices[2].f_min_hz: must be <= f_max_hz``
-
-An unknown scheme name raises :class:`greenfed.errors.SchemeError` (from
-:meth:`greenfed.scheme.Scheme.parse`, the one parser), re-exported here.
+    └── SchemeError           an unknown scheme name (also a greenfed.errors.ConfigError, so
+                              a ValueError): from Scheme.parse, the one parser
 
 An *infeasible* plan is not an error: :func:`coordinator.allocator.allocate` returns a
 :class:`~coordinator.allocator.plan.Plan` with ``feasible=False`` and a list of
@@ -18,9 +17,7 @@ how much.
 
 from __future__ import annotations
 
-from greenfed.errors import SchemeError
-
-__all__ = ["AllocatorError", "FleetError", "SchemeError"]
+from greenfed.errors import ConfigError
 
 
 class AllocatorError(Exception):
@@ -34,3 +31,7 @@ class FleetError(AllocatorError, ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class SchemeError(AllocatorError, ConfigError):
+    """An unknown scheme name; the message lists the known ones."""

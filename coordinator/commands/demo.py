@@ -34,12 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
+    from coordinator.allocator.errors import SchemeError
+    from coordinator.allocator.schemes import Scheme
     from coordinator.errors import LaunchError
     from coordinator.launcher import AgentSpec, launch
     from coordinator.store import Store
     from coordinator.tables import summary_table
-    from greenfed.errors import SchemeError
-    from greenfed.scheme import Scheme
 
     try:
         Scheme.parse(args.scheme)

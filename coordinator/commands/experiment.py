@@ -86,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coordinator import simulation
+    from coordinator.allocator.schemes import Scheme
     from coordinator.errors import ReportError
     from coordinator.experiment import (
         ExperimentError,
@@ -97,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
         run_experiment,
     )
     from coordinator.report import build_report
-    from greenfed.scheme import Scheme
 
     def fail(msg: str) -> int:
         print(f"greenfed-coordinator experiment: error: {msg}", file=sys.stderr)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from greenfed.errors import ConfigError, SchemeError
-from greenfed.scheme import FIXED, FP32, ON_DEMAND, Scheme
+from coordinator.allocator.errors import SchemeError
+from coordinator.allocator.schemes import FIXED, FP32, ON_DEMAND, Scheme
+from greenfed.errors import ConfigError
 
 
 @pytest.mark.parametrize(
