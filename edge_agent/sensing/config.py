@@ -13,16 +13,10 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from greenfed.config import ConfigError, from_mapping, read_toml
 
+from .registry import FALLBACK, SOURCES
+
 #: Order in which :func:`edge_agent.sensing.detect_power_source` tries the sources.
-DEFAULT_SOURCE_ORDER: List[str] = [
-    "ina3221-hwmon",
-    "ina3221-iio",
-    "jtop",
-    "rpi5-pmic",
-    "ina2xx",
-    "rapl",
-    "battery",
-]
+DEFAULT_SOURCE_ORDER: List[str] = list(SOURCES)
 
 
 @dataclass
@@ -69,7 +63,7 @@ class SensingConfig:
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
             raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
-        known = ["auto", "estimated", *DEFAULT_SOURCE_ORDER]
+        known = ["auto", FALLBACK[0], *DEFAULT_SOURCE_ORDER]
         if self.source not in known:
             raise ValueError(f"unknown source {self.source!r}; known: {', '.join(known)}")
         if self.jtop_interval_s < 0.5:

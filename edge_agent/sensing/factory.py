@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Type
+from typing import Dict, List, Optional, Type, cast
 
 from .base import PowerSource, Probe, SourceContext
-from .battery import BatterySource
 from .config import SensingConfig
 from .errors import SensingError, SourceUnavailable
 from .estimated import EstimatedSource
-from .ina2xx import Ina2xxSource
-from .ina3221_hwmon import Ina3221HwmonSource
-from .ina3221_iio import Ina3221IioSource
-from .jetson_stats import JtopSource
-from .rapl import RaplSource
-from .rpi_pmic import RpiPmicSource
+from .registry import FALLBACK, SOURCES
 from .sysfs import CommandRunner, default_runner
 
 log = logging.getLogger(__name__)
 
+
+def _load(spec: str) -> Type[PowerSource]:
+    module, cls = spec.split(":")
+    return cast(Type[PowerSource], getattr(importlib.import_module(f".{module}", __package__), cls))
+
+
+#: name -> backend class, in the order of :data:`.registry.SOURCES`, the fallback last.
 BACKENDS: Dict[str, Type[PowerSource]] = {
-    "ina3221-hwmon": Ina3221HwmonSource,
-    "ina3221-iio": Ina3221IioSource,
-    "jtop": JtopSource,
-    "rpi5-pmic": RpiPmicSource,
-    "ina2xx": Ina2xxSource,
-    "rapl": RaplSource,
-    "battery": BatterySource,
-    "estimated": EstimatedSource,
+    name: _load(spec) for name, spec in [*SOURCES.items(), FALLBACK]
 }
 
 
