@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from coordinator.allocator import DeviceCoeffs, Fleet, RoundMeasurement, allocate, refit
+from coordinator.allocator.plan import DevicePlan
 from coordinator.allocator.schemes import FIXED, FP32, Scheme
 from coordinator.config import CoordinatorConfig
 from coordinator.store import Store
@@ -27,16 +28,16 @@ log = logging.getLogger(__name__)
 NOMINAL_FREQ_HZ = 1.0e9  # used only when a device reports no frequency at all (said in notes)
 
 
-@dataclass
-class PlannedDevice:
-    device_id: str
-    mode: str
-    bits: int
-    freq_hz: float
-    energy_j: float
-    compute_energy_j: float
-    comm_energy_j: float
-    time_s: float
+@dataclass(frozen=True)
+class PlannedDevice(DevicePlan):
+    """The allocator's plan for one device, with the codec mode it encodes with and its bits
+    as written in the assignment (32 for fp32)."""
+
+    mode: str = "stochastic"
+
+    @property
+    def device_id(self) -> str:
+        return self.id
 
 
 @dataclass
@@ -203,14 +204,7 @@ def plan_round(
             notes.append(p.message)
     planned = [
         PlannedDevice(
-            device_id=dp.id,
-            mode=scheme.codec_mode,
-            bits=scheme.assigned_bits(int(dp.bits)),
-            freq_hz=float(dp.freq_hz),
-            energy_j=float(dp.energy_j),
-            compute_energy_j=float(dp.compute_energy_j),
-            comm_energy_j=float(dp.comm_energy_j),
-            time_s=float(dp.time_s),
+            **{**asdict(dp), "bits": scheme.assigned_bits(int(dp.bits))}, mode=scheme.codec_mode
         )
         for dp in plan.devices
     ]

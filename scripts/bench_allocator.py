@@ -26,16 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coordinator.allocator import FleetArrays, allocate, solve_continuous
 from coordinator.allocator.wireless import virtual_fleet
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from scripts.benchlib import cpu_name
 
 
 def _median_ms(fn: Callable[[FleetArrays], object], fleet: FleetArrays, repeats: int) -> float:
@@ -58,7 +49,7 @@ def main() -> int:
 
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print(
-        f"machine: {platform.node()} {platform.machine()} {_cpu_model()}, "
+        f"machine: {platform.node()} {platform.machine()} {cpu_name()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     try:

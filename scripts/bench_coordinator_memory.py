@@ -33,6 +33,7 @@ from coordinator.launcher import start_coordinator
 from greenfed import codec
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
+from scripts.benchlib import PROFILE
 
 
 def vm(pid: int, key: str) -> int:
@@ -75,19 +76,9 @@ def main() -> int:
                 options=[("grpc.max_receive_message_length", 8 << 20)],
             )
             stub = pb_grpc.FleetStub(channel)
-            profile = pb.CalibrationProfile(
-                idle_power_w=5,
-                kappa=1e-27,
-                cycles_per_sample=1e6,
-                uplink_bytes_per_s=1e8,
-                energy_per_byte_j=1e-8,
-                source="estimated",
-                scope="benchmark",
-                estimated=True,
-            )
             md = [(("greenfed-device-id", f"mem-{i}"),) for i in range(n)]
             for i in range(n):
-                stub.Register(pb.RegisterRequest(samples=100, profile=profile), metadata=md[i])
+                stub.Register(pb.RegisterRequest(samples=100, profile=PROFILE), metadata=md[i])
             assignments: List[pb.Assignment] = []
             for i in range(n):
                 while True:

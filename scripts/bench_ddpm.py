@@ -28,6 +28,8 @@ from typing import Any, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.benchlib import cpu_name  # noqa: E402
+
 
 def peak_rss_mb() -> float:
     """This process's peak RSS. VmHWM (Linux) restarts at exec; ru_maxrss would carry the
@@ -113,16 +115,6 @@ def run_ort(args: argparse.Namespace) -> Dict[str, Any]:
         out[f"ort_{name}_s"] = time.perf_counter() - t0
     out["rss_ort_peak_mb"] = peak_rss_mb()
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

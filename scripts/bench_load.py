@@ -34,17 +34,7 @@ from coordinator.launcher import start_coordinator
 from greenfed import codec
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
-
-PROFILE = pb.CalibrationProfile(
-    idle_power_w=5,
-    kappa=1e-27,
-    cycles_per_sample=2e6,
-    uplink_bytes_per_s=1e7,
-    energy_per_byte_j=1e-7,
-    source="estimated",
-    scope="load test",
-    estimated=True,
-)
+from scripts.benchlib import PROFILE
 
 
 def vm_hwm_mib(pid: int) -> float:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
-from .base import PowerReading, PowerSource, SourceContext
-from .errors import SensorReadError, SourceUnavailable
+from .base import SourceContext
+from .rails import RailSource, require
 from .sysfs import read_int, read_opt_text, read_text, under
 
 TOTAL_LABELS = ("VDD_IN",)
@@ -79,41 +79,14 @@ def discover_rails(sysfs_root: Path) -> List[Rail]:
     return rails
 
 
-class Ina3221HwmonSource(PowerSource):
+class Ina3221HwmonSource(RailSource):
     name = "ina3221-hwmon"
-
-    def __init__(self, rails: List[Rail], total: List[Rail], scope: str, period_s: float):
-        super().__init__(scope=scope, sample_period_s=period_s)
-        self.rails = rails
-        self.total = total
-
-    def probe_detail(self) -> Dict[str, object]:
-        return {"scope": self.scope, "rails": [f"{r.chip}:{r.label}" for r in self.rails]}
+    total_labels = TOTAL_LABELS
+    chip_kind = "INA3221"
+    no_total_note = "no VDD_IN on this board; carrier board excluded"
 
     @classmethod
-    def open(cls, ctx: SourceContext) -> Ina3221HwmonSource:
+    def open(cls, ctx: SourceContext) -> RailSource:
         rails = discover_rails(ctx.sysfs_root)
-        if not rails:
-            raise SourceUnavailable(
-                "no ina3221 hwmon device under /sys/bus/i2c/devices (not a JetPack 5/6 Jetson)"
-            )
-        total = [r for r in rails if r.label.upper() in TOTAL_LABELS]
-        if total:
-            t = total[0]
-            scope = f"{t.label} (module input, INA3221 {t.chip})"
-            total = [t]
-        else:
-            names = "+".join(r.label for r in rails)
-            scope = f"sum of rails {names} (no VDD_IN on this board; carrier board excluded)"
-            total = rails
-        return cls(rails, total, scope, 1.0 / ctx.cfg.rate_hz)
-
-    def read(self) -> PowerReading:
-        rails_w: Dict[str, float] = {}
-        for r in self.rails:
-            try:
-                rails_w[f"{r.chip}:{r.label}"] = r.power_w()
-            except SourceUnavailable as e:
-                raise SensorReadError(f"ina3221 rail {r.label} vanished: {e}") from e
-        total = sum(rails_w[f"{r.chip}:{r.label}"] for r in self.total)
-        return PowerReading(power_w=total, rails_w=rails_w)
+        why = "no ina3221 hwmon device under /sys/bus/i2c/devices (not a JetPack 5/6 Jetson)"
+        return cls.from_rails(require(list(rails), why), ctx)

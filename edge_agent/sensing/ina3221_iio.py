@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
-from .base import PowerReading, PowerSource, SourceContext
-from .errors import SensorReadError, SourceUnavailable
+from .base import SourceContext
 from .ina3221_hwmon import is_skipped_label
+from .rails import RailSource, require
 from .sysfs import read_int, read_text, under
 
 TOTAL_LABELS = ("POM_5V_IN", "VDD_IN")
@@ -54,37 +54,14 @@ def discover_iio_rails(sysfs_root: Path) -> List[IioRail]:
     return rails
 
 
-class Ina3221IioSource(PowerSource):
+class Ina3221IioSource(RailSource):
     name = "ina3221-iio"
-
-    def __init__(self, rails: List[IioRail], total: List[IioRail], scope: str, period_s: float):
-        super().__init__(scope=scope, sample_period_s=period_s)
-        self.rails = rails
-        self.total = total
-
-    def probe_detail(self) -> Dict[str, object]:
-        return {"scope": self.scope, "rails": [f"{r.chip}:{r.label}" for r in self.rails]}
+    total_labels = TOTAL_LABELS
+    chip_kind = "ina3221x"
+    no_total_note = "no input rail"
 
     @classmethod
-    def open(cls, ctx: SourceContext) -> Ina3221IioSource:
+    def open(cls, ctx: SourceContext) -> RailSource:
         rails = discover_iio_rails(ctx.sysfs_root)
-        if not rails:
-            raise SourceUnavailable(
-                "no ina3221x iio device under /sys/bus/i2c/drivers/ina3221x (not JetPack 4)"
-            )
-        total = [r for r in rails if r.label.upper() in TOTAL_LABELS]
-        if total:
-            scope = f"{total[0].label} (module input, ina3221x {total[0].chip})"
-            total = total[:1]
-        else:
-            scope = "sum of rails " + "+".join(r.label for r in rails) + " (no input rail)"
-            total = rails
-        return cls(rails, total, scope, 1.0 / ctx.cfg.rate_hz)
-
-    def read(self) -> PowerReading:
-        try:
-            rails_w = {f"{r.chip}:{r.label}": r.power_w() for r in self.rails}
-        except SourceUnavailable as e:
-            raise SensorReadError(f"ina3221x rail vanished: {e}") from e
-        total = sum(rails_w[f"{r.chip}:{r.label}"] for r in self.total)
-        return PowerReading(power_w=total, rails_w=rails_w)
+        why = "no ina3221x iio device under /sys/bus/i2c/drivers/ina3221x (not JetPack 4)"
+        return cls.from_rails(require(list(rails), why), ctx)

@@ -1,0 +1,35 @@
+"""What the benchmarks share: the machine they ran on, and the profile raw clients register with.
+
+Benchmarks print the command, the machine and their ratios side by side; this module says what
+the machine is. Not part of the product (no package imports it).
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from greenfed.v1 import fleet_pb2 as pb
+
+# The calibration profile raw load-test clients register with: fixture values, labelled so.
+PROFILE = pb.CalibrationProfile(
+    idle_power_w=5,
+    kappa=1e-27,
+    cycles_per_sample=2e6,
+    uplink_bytes_per_s=1e7,
+    energy_per_byte_j=1e-7,
+    source="estimated",
+    scope="load test",
+    estimated=True,
+)
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo where it exists)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
