@@ -61,8 +61,14 @@ class ModelHost:
         self._metric: Optional[Any] = None
 
     def config_json(self) -> str:
+        """What every device builds: the model, its schedule, and how it trains its round
+        (``training_mode``: a name of edge_agent.training.MODES; today always "full")."""
         return json.dumps(
-            {"unet": self.unet_config.to_dict(), "schedule": self.schedule.config.to_dict()}
+            {
+                "unet": self.unet_config.to_dict(),
+                "schedule": self.schedule.config.to_dict(),
+                "training_mode": "full",
+            }
         )
 
     def init_params(self, seed: int) -> Dict[str, np.ndarray]:
