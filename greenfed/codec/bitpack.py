@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ALIGNED", "DENSE", "LAYOUTS", "pack", "packed_nbytes", "unpack"]
+__all__ = ["ALIGNED", "DENSE", "LAYOUTS", "pack", "packed_nbytes", "unpack", "unpack_chunk"]
 
 DENSE, ALIGNED = 0, 1
 LAYOUTS = (DENSE, ALIGNED)
@@ -171,22 +171,6 @@ def _pack_stream_chunked(sym: np.ndarray, k: int, out: np.ndarray) -> None:
         out[i * step_bytes : i * step_bytes + part.size] = part
 
 
-def _unpack_stream_chunked(buf: np.ndarray, k: int, n: int, out: np.ndarray) -> None:
-    if k == 8:
-        out[...] = buf[:n]
-        return
-    if k == 1 or n <= _CHUNK:
-        out[...] = _unpack_stream(buf, k, n)
-        return
-    step_bytes = _CHUNK * k // 8
-    for i, start in enumerate(range(0, n, _CHUNK)):
-        count = min(_CHUNK, n - start)
-        off = i * step_bytes
-        out[start : start + count] = _unpack_stream(
-            buf[off : off + _stream_nbytes(count, k)], k, count
-        )
-
-
 def packed_nbytes(n: int, bits: int, layout: int = DENSE) -> int:
     """Bytes that ``n`` symbols of ``bits`` bits take once packed (see the module layout)."""
     if bits > 8:
@@ -233,16 +217,6 @@ def _pack_small(sym: np.ndarray, bits: int, layout: int, out: np.ndarray) -> Non
         _pack_stream_chunked(sym, k, out)
 
 
-def _unpack_small(buf: np.ndarray, bits: int, n: int, layout: int, out: np.ndarray) -> None:
-    k = _aligned_kind(bits) if layout == ALIGNED else bits
-    if k == 3 and layout == ALIGNED:
-        for start in range(0, n, _CHUNK):
-            count = min(_CHUNK, n - start)
-            out[start : start + count] = _unpack_pairs3(buf[start // 2 :], count)
-    else:
-        _unpack_stream_chunked(buf, k, n, out)
-
-
 def pack(symbols: np.ndarray, bits: int, layout: int = DENSE) -> np.ndarray:
     """Pack symbols (uint8 for ``bits <= 8``, uint16 above; each ``< 2**bits``) into bytes.
 
@@ -271,23 +245,34 @@ def pack(symbols: np.ndarray, bits: int, layout: int = DENSE) -> np.ndarray:
     return out
 
 
+def unpack_chunk(
+    packed: np.ndarray, bits: int, n: int, layout: int, start: int, count: int
+) -> np.ndarray:
+    """Symbols ``start .. start + count`` of the ``n`` that ``packed`` holds; ``start`` must be a
+    multiple of 8 (every layout puts such a symbol at a byte boundary)."""
+    if bits > 8:
+        k = bits - 8
+        low = _unpack_stream(packed[n + start * k // 8 :], k, count)
+        out = np.left_shift(packed[start : start + count], np.uint16(k), dtype=np.uint16)
+        out |= low
+        return out
+    if layout == ALIGNED:
+        k = _aligned_kind(bits)
+        if k == 3:
+            return _unpack_pairs3(packed[start // 2 :], count)
+        if k == 8:
+            return packed[start : start + count]
+    else:
+        k = bits
+    return _unpack_stream(packed[start * k // 8 :], k, count)
+
+
 def unpack(packed: np.ndarray, bits: int, n: int, layout: int = DENSE) -> np.ndarray:
     """Inverse of :func:`pack`: ``n`` symbols (uint8 or uint16) from ``packed_nbytes(n, bits,
     layout)`` bytes. The caller guarantees the length (the frame decoder checks it first)."""
     buf = np.asarray(packed, dtype=np.uint8).reshape(-1)
-    if bits <= 8:
-        if bits == 8 or (layout == ALIGNED and bits > 4):
-            return buf[:n]  # the bytes are the symbols: no copy (read-only if ``packed`` is)
-        sym = np.empty(n, dtype=np.uint8)
-        _unpack_small(buf, bits, n, layout, sym)
-        return sym
-    k = bits - 8
-    low = np.empty(n, dtype=np.uint8)
-    _unpack_stream_chunked(buf[n:], k, n, low)
-    out = np.empty(n, dtype=np.uint16)
-    top = buf[:n]
+    out = np.empty(n, dtype=np.uint8 if bits <= 8 else np.uint16)
     for start in range(0, n, _CHUNK):
-        part = out[start : start + _CHUNK]
-        np.left_shift(top[start : start + _CHUNK], np.uint16(k), out=part, dtype=np.uint16)
-        part |= low[start : start + _CHUNK]
+        count = min(_CHUNK, n - start)
+        out[start : start + count] = unpack_chunk(buf, bits, n, layout, start, count)
     return out

@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import zstandard
 
-from .bitpack import unpack
+from .bitpack import unpack_chunk
 from .errors import (
     ChecksumMismatchError,
     ConfigError,
@@ -152,8 +152,12 @@ def _quantized(manifest: Manifest, packed: np.ndarray) -> Dict[str, np.ndarray]:
     one flat output buffer; other float dtypes are converted copies."""
     entries = manifest.quantized
     groups = plan([t.numel for t in entries], manifest.block_size)
-    symbols = unpack(packed, manifest.bits, groups.total, manifest.layout)
-    flat = np.empty(groups.total, dtype=np.float32)
+    bits, n, layout = manifest.bits, groups.total, manifest.layout
+
+    def symbols(start: int, stop: int) -> np.ndarray:
+        return unpack_chunk(packed, bits, n, layout, start, stop - start)
+
+    flat = np.empty(n, dtype=np.float32)
     dequantize(symbols, manifest.offsets, manifest.steps, groups, flat)
     out: Dict[str, np.ndarray] = {}
     bounds = groups.tensor_starts.tolist()

@@ -247,8 +247,17 @@ def _need(buf: bytes, end: int, what: str) -> None:
         )
 
 
-_FLOAT_CODES = np.array([DTYPE_CODES[n] for n in ("float16", "float32", "float64")])
-_KNOWN_CODES = np.array(sorted(DTYPES))
+# dtype code -> 0 unknown, 1 carried exactly only, 2 float (may be quantized or fp16)
+_CODE_KIND = np.zeros(256, dtype=np.uint8)
+_CODE_KIND[sorted(DTYPES)] = 1
+_CODE_KIND[[DTYPE_CODES[n] for n in ("float16", "float32", "float64")]] = 2
+_F32_MAX = float(np.finfo(np.float32).max)
+# largest value a grid may reach per float dtype (float16 rounds up to 65504 * (1 + 2**-11)
+# down to 65504, so allow that slack)
+_GRID_LIMIT = {
+    np.dtype(n): min(float(np.finfo(n).max) * (1 + 2.0**-12), _F32_MAX)
+    for n in ("float16", "float32", "float64")
+}
 
 
 def _first_bad(bad: np.ndarray, names_or_index: Sequence[object]) -> object:
@@ -282,13 +291,13 @@ def parse_manifest(buf: bytes) -> Manifest:
     index = list(range(n))
     for bad, why in (
         (name_len > MAX_NAME_BYTES, f"a name longer than {MAX_NAME_BYTES} bytes"),
-        (~np.isin(codes, _KNOWN_CODES), "an unknown dtype code"),
+        (_CODE_KIND[codes] == 0, "an unknown dtype code"),
         ((encodings > ENC_QUANT) | table["reserved"].any(axis=1), "an unknown encoding"),
         (ndim > MAX_NDIM, f"more than {MAX_NDIM} dimensions"),
     ):
         if bad.any():
             raise ManifestError(f"tensor {_first_bad(bad, index)} has {why}")
-    is_float = np.isin(codes, _FLOAT_CODES)
+    is_float = _CODE_KIND[codes] == 2
     quant, fp16 = encodings == ENC_QUANT, encodings == ENC_FP16
     if (quant & ~(is_float & (mode == "stochastic"))).any():
         raise ManifestError(f"tensor {_first_bad(quant, index)} is quantized in {mode} mode")
@@ -302,17 +311,23 @@ def parse_manifest(buf: bytes) -> Manifest:
     if dims.size and int(dims.max()) > MAX_NUMEL:
         raise ManifestError(f"a tensor dimension is {int(dims.max())}, above {MAX_NUMEL}")
     dim_list = dims.tolist()
+    names = buf[pos:names_end]
+    text = names.decode("ascii") if names.isascii() else None  # one decode for ASCII names
     tensors: List[TensorEntry] = []
     seen = set()
-    name_pos, dim_pos, groups = pos, 0, 0
+    name_pos, dim_pos, groups = 0, 0, 0
     for i, (length, nd, code, enc) in enumerate(
         zip(name_len.tolist(), ndim.tolist(), codes.tolist(), encodings.tolist())
     ):
-        try:
-            name = buf[name_pos : name_pos + length].decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ManifestError(f"tensor {i}'s name is not valid UTF-8: {e}") from e
-        name_pos += length
+        end = name_pos + length
+        if text is not None:
+            name = text[name_pos:end]
+        else:
+            try:
+                name = names[name_pos:end].decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(f"tensor {i}'s name is not valid UTF-8: {e}") from e
+        name_pos = end
         if name in seen:
             raise ManifestError(f"tensor name {name!r} appears twice in the manifest")
         seen.add(name)
@@ -322,6 +337,8 @@ def parse_manifest(buf: bytes) -> Manifest:
         if numel > MAX_NUMEL:
             raise ManifestError(f"tensor {name!r} declares {numel} elements")
         if enc == ENC_QUANT:
+            if not numel:
+                raise ManifestError(f"tensor {name!r} is quantized but has no elements")
             groups += group_count(numel, block_size)
         tensors.append(TensorEntry(name, DTYPES[code], shape, enc, numel))
     _need(buf, dims_end + 8 * groups, f"the scales ({groups} groups)")
@@ -339,16 +356,12 @@ def parse_manifest(buf: bytes) -> Manifest:
 
 def _check_scales(manifest: Manifest) -> None:
     """All groups' grids at once: offsets finite, steps finite and >= 0, and the grid's top inside
-    the output dtype's range (float16 rounds values up to 65504 * (1 + 2**-11) down to 65504,
-    so allow that slack)."""
-    quantized = [t for t in manifest.tensors if t.encoding == ENC_QUANT and t.numel]
+    the output dtype's range."""
+    quantized = [t for t in manifest.tensors if t.encoding == ENC_QUANT]
     if not quantized:
         return
-    f32_max = float(np.finfo(np.float32).max)
     counts = [group_count(t.numel, manifest.block_size) for t in quantized]
-    limits = np.repeat(
-        [min(float(np.finfo(t.dtype).max) * (1 + 2.0**-12), f32_max) for t in quantized], counts
-    )
+    limits = np.repeat([_GRID_LIMIT[t.dtype] for t in quantized], counts)
     levels = (1 << manifest.bits) - 1
     with np.errstate(all="ignore"):  # forged bytes may hold signalling NaNs
         offsets = manifest.offsets.astype(np.float64)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from .errors import EncodeInputError
 
 __all__ = ["CHUNK", "Groups", "Quantized", "dequantize", "group_count", "plan", "quantize"]
 
-CHUNK = 1 << 16  # values per window
+CHUNK = 1 << 17  # values per window
 _INFLATE = 1.0 + 2.0**-20
 _MIN_STEP = 2.0**-100  # keeps 1/step finite in float32 for (sub)normal-tiny ranges
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -102,8 +102,9 @@ def plan(numels: Sequence[int], block_size: int) -> Groups:
 
 
 def _windows(starts: np.ndarray, counts: np.ndarray) -> List[Window]:
-    """Cover the sequence with windows of at most CHUNK values: a piece of one group, or whole
-    consecutive groups (ROWS when they share one length, else MIXED)."""
+    """Cover the sequence with windows that never cross a multiple of CHUNK (so the decoder can
+    unpack one chunk and scale every window in it): a piece of one group, or whole consecutive
+    groups (ROWS when they share one length, else MIXED)."""
     out: List[Window] = []
     if not counts.size:
         return out
@@ -112,20 +113,19 @@ def _windows(starts: np.ndarray, counts: np.ndarray) -> List[Window]:
     total = ends[-1]
     pos = 0
     while pos < total:
+        limit = min(total, (pos // CHUNK + 1) * CHUNK)
         g = bisect_right(ends, pos)
-        if pos > first[g] or ends[g] - first[g] >= CHUNK:
-            stop = min(ends[g], pos + CHUNK)
-            out.append((pos, stop, g, g + 1, SCALAR))
+        if pos > first[g] or ends[g] > limit:
+            out.append((pos, min(ends[g], limit), g, g + 1, SCALAR))
         else:
-            g1 = bisect_right(ends, pos + CHUNK)
-            stop = ends[g1 - 1]
+            g1 = bisect_right(ends, limit)
             if g1 - g == 1:
                 kind = SCALAR
             else:
                 part = counts[g:g1]
                 kind = ROWS if int(part.min()) == int(part.max()) else MIXED
-            out.append((pos, stop, g, g1, kind))
-        pos = stop
+            out.append((pos, ends[g1 - 1], g, g1, kind))
+        pos = out[-1][1]
     return out
 
 
@@ -311,24 +311,39 @@ def quantize(
 
 
 def dequantize(
-    symbols: np.ndarray, offsets: np.ndarray, steps: np.ndarray, groups: Groups, out: np.ndarray
+    symbols: Callable[[int, int], np.ndarray],
+    offsets: np.ndarray,
+    steps: np.ndarray,
+    groups: Groups,
+    out: np.ndarray,
 ) -> np.ndarray:
     """float32 values ``offset + step * symbol`` per group into ``out`` (the inverse grid of
-    :func:`quantize`). ``offsets``/``steps`` hold one entry per group (the decoder checks)."""
+    :func:`quantize`). ``symbols(start, stop)`` returns the symbols of one chunk (``start`` a
+    multiple of CHUNK); ``offsets``/``steps`` hold one entry per group (the decoder checks).
+
+    Chunk by chunk, so the symbols and the values stay in cache: the symbols are cast to
+    float32 into ``out``, then every window of the chunk is scaled and shifted in place (the
+    same float32 products as ``multiply(symbol, step, dtype=float32)``).
+    """
     lo_list, step_list = offsets.tolist(), steps.tolist()
-    for start, stop, g0, g1, kind in groups.windows:
-        sym = symbols[start:stop]
-        part = out[start:stop]
-        if kind == SCALAR:
-            np.multiply(sym, np.float32(step_list[g0]), out=part, dtype=np.float32)
-            part += np.float32(lo_list[g0])
-        elif kind == ROWS:
-            shape = (g1 - g0, (stop - start) // (g1 - g0))
-            rows = part.reshape(shape)
-            np.multiply(sym.reshape(shape), steps[g0:g1, None], out=rows, dtype=np.float32)
-            rows += offsets[g0:g1, None]
-        else:
-            counts = groups.counts[g0:g1]
-            np.multiply(sym, np.repeat(steps[g0:g1], counts), out=part, dtype=np.float32)
-            part += np.repeat(offsets[g0:g1], counts)
+    windows = groups.windows
+    w = 0
+    for c0 in range(0, groups.total, CHUNK):
+        c1 = min(groups.total, c0 + CHUNK)
+        np.copyto(out[c0:c1], symbols(c0, c1))
+        while w < len(windows) and windows[w][0] < c1:
+            start, stop, g0, g1, kind = windows[w]
+            w += 1
+            part = out[start:stop]
+            if kind == SCALAR:
+                part *= np.float32(step_list[g0])
+                part += np.float32(lo_list[g0])
+            elif kind == ROWS:
+                rows = part.reshape(g1 - g0, -1)
+                rows *= steps[g0:g1, None]
+                rows += offsets[g0:g1, None]
+            else:
+                counts = groups.counts[g0:g1]
+                part *= np.repeat(steps[g0:g1], counts)
+                part += np.repeat(offsets[g0:g1], counts)
     return out
