@@ -42,7 +42,7 @@ from greenfed import codec  # noqa: E402
 from greenfed.codec.quantize import plan, quantize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-LIMITS = {"max_frame_bytes": 1 << 32, "max_decoded_bytes": 1 << 33}
+MAX_FRAME, MAX_DECODED = 1 << 32, 1 << 33
 State = Dict[str, np.ndarray]
 
 
@@ -214,7 +214,9 @@ def speed_rows(
             blobs = naive_encode(sd, bits)
             fns: List[Callable[[], object]] = [
                 functools.partial(codec.encode, sd, cfg),
-                functools.partial(codec.decode, frame, **LIMITS),
+                functools.partial(
+                    codec.decode, frame, max_frame_bytes=MAX_FRAME, max_decoded_bytes=MAX_DECODED
+                ),
                 functools.partial(naive_encode, sd, bits),
                 functools.partial(naive_decode, blobs, sd, bits),
             ]
@@ -223,7 +225,12 @@ def speed_rows(
                 old_frame = base.encode(sd, old_cfg).frame
                 fns += [
                     functools.partial(base.encode, sd, old_cfg),
-                    functools.partial(base.decode, old_frame, **LIMITS),
+                    functools.partial(
+                        base.decode,
+                        old_frame,
+                        max_frame_bytes=MAX_FRAME,
+                        max_decoded_bytes=MAX_DECODED,
+                    ),
                 ]
             med = [statistics.median(t) for t in interleaved_times(fns, repeats)]
             row = [
