@@ -147,9 +147,12 @@ def encode(tensors: Mapping[str, np.ndarray], config: CodecConfig = CodecConfig(
                 "quantized",
             )
         stats = {name: stats[name] for name in tensors}  # manifest order
-    payload = b"".join(p.data for p in exact)
+    # one part (the usual update: every tensor quantized) goes to zstd without a copy
+    payload: Union[bytes, memoryview] = (
+        exact[0].data if len(exact) == 1 else b"".join(p.data for p in exact)
+    )
     flags = 0
-    stored: bytes = payload
+    stored: Union[bytes, memoryview] = payload
     if config.zstd_level is not None:
         stored = zstandard.ZstdCompressor(level=config.zstd_level).compress(payload)
         flags |= FLAG_ZSTD

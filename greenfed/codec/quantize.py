@@ -47,6 +47,9 @@ _INFLATE = 1.0 + 2.0**-20
 _MIN_STEP = 2.0**-100  # keeps 1/step finite in float32 for (sub)normal-tiny ranges
 _F32_MAX = float(np.finfo(np.float32).max)
 SCALAR, ROWS, MIXED = 0, 1, 2  # window kinds
+# A group of at least this many values gets windows of its own: merged with its neighbours it
+# would be copied (windows across tensors are gathered) for no saving in numpy calls.
+_ALONE = 1 << 13
 Window = Tuple[int, int, int, int, int]  # start, stop, first group, end group, kind
 
 
@@ -103,22 +106,27 @@ def plan(numels: Sequence[int], block_size: int) -> Groups:
 
 def _windows(starts: np.ndarray, counts: np.ndarray) -> List[Window]:
     """Cover the sequence with windows that never cross a multiple of CHUNK (so the decoder can
-    unpack one chunk and scale every window in it): a piece of one group, or whole consecutive
-    groups (ROWS when they share one length, else MIXED)."""
+    unpack one chunk and scale every window in it): a piece of one group (always so for groups
+    of _ALONE values or more), or whole consecutive smaller groups (ROWS when they share one
+    length, else MIXED)."""
     out: List[Window] = []
     if not counts.size:
         return out
     ends = (starts + counts).tolist()
     first = starts.tolist()
+    big = np.flatnonzero(counts >= _ALONE).tolist()
     total = ends[-1]
     pos = 0
     while pos < total:
         limit = min(total, (pos // CHUNK + 1) * CHUNK)
         g = bisect_right(ends, pos)
-        if pos > first[g] or ends[g] > limit:
+        if pos > first[g] or ends[g] > limit or ends[g] - first[g] >= _ALONE:
             out.append((pos, min(ends[g], limit), g, g + 1, SCALAR))
         else:
             g1 = bisect_right(ends, limit)
+            after = bisect_right(big, g)
+            if after < len(big):
+                g1 = min(g1, big[after])
             if g1 - g == 1:
                 kind = SCALAR
             else:
