@@ -14,9 +14,11 @@ drops the file: decoding and aggregation are the engine's work, not the transpor
 The receiving side (coordinator server and raw TCP listener) runs in its own process, as on a
 real deployment; the sender is this process. Raw TCP, two receivers: ``memory`` reads every
 byte into a buffer; ``spool`` also does with each piece what the coordinator's spool does with
-each chunk (append it to a file, hash it). The sender ``sendall``s the frame and waits for a
-one-byte acknowledgement. Link: loopback, not shaped
-(the shaped 20 Mbit/s link waits for the links issue).
+each chunk (append it to a file, hash it); ``old spool`` what it did before issue 18 (append,
+fsync, then hash the file read back), to show what that cost on this disk in the same run. The
+sender ``sendall``s the frame and waits for a one-byte acknowledgement. The spool directories
+are under the system temporary directory (on this machine the same disk as the repository).
+Link: loopback, not shaped (the shaped 20 Mbit/s link waits for the links issue).
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ class SpoolOnlyEngine:
 
 
 def serve_raw(server: socket.socket, spool_dir: Path) -> None:
-    """Accept raw TCP uploads forever: a mode byte (``m`` memory, ``s`` spool), the length (8
-    bytes, little-endian), the bytes; answer one byte once all are in (and spooled)."""
+    """Accept raw TCP uploads forever: a mode byte (``m`` memory, ``s`` spool, ``f`` the spool
+    before issue 18: fsync, then sha256 of the file read back), the length (8 bytes,
+    little-endian), the bytes; answer one byte once all are in (and spooled)."""
     while True:
         conn, _ = server.accept()
         with conn:
@@ -94,7 +97,16 @@ def serve_raw(server: socket.socket, spool_dir: Path) -> None:
                     if mode == b"s":  # as the spool does with each chunk
                         fh.write(view[got : got + n])
                         h.update(view[got : got + n])
+                    elif mode == b"f":  # as the spool did before issue 18
+                        fh.write(view[got : got + n])
                     got += n
+                if mode == b"f":
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if mode == b"f":
+                with open(spool_dir / "raw.part", "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
             (spool_dir / "raw.part").unlink()
             conn.sendall(b"k")
 
@@ -173,6 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 GRPC: grpc_upload,
                 "raw TCP -> memory": lambda: raw_upload(raw_port, frame, b"m"),
                 "raw TCP -> spool (file, sha256)": lambda: raw_upload(raw_port, frame, b"s"),
+                "raw TCP -> old spool (+fsync, re-read)": lambda: raw_upload(raw_port, frame, b"f"),
             }
             times: Dict[str, List[float]] = {k: [] for k in paths}
             for fn in paths.values():  # warm-up: connections, page cache, thread pools
