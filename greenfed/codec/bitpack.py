@@ -1,14 +1,19 @@
-"""Vectorised packing of q-bit symbols into bytes, for every q in 1..16.
+"""Vectorised packing of the q-bit symbols of a whole update into bytes, for every q in 1..16.
 
-Layout (what the frame format relies on, see docs/codec.md):
+Two layouts (the frame's manifest says which; see docs/codec.md):
 
-* ``q <= 8``: the symbols form one MSB-first bit stream: symbol 0 occupies the top ``q`` bits of
-  byte 0, and so on; the last byte is padded with zero bits. ``n`` symbols take
-  ``ceil(n * q / 8)`` bytes.
-* ``q > 8``: two planes, byte aligned: first the high parts (``symbol >> 8``, ``q - 8`` bits each)
-  as the MSB-first bit stream above, then the low bytes (``symbol & 0xFF``), one per symbol.
-  ``n`` symbols take ``ceil(n * (q - 8) / 8) + n`` bytes. Splitting the planes keeps the low bytes
-  aligned, which lets zstd's byte-oriented entropy coder reach close to the symbols' entropy.
+* ``DENSE`` (stored payloads): for ``q <= 8`` one MSB-first bit stream, symbol 0 in the top
+  ``q`` bits of byte 0, the last byte zero-padded: ``ceil(n * q / 8)`` bytes.
+* ``ALIGNED`` (zstd payloads): for ``q <= 8``, ``m = 8 // q`` whole symbols per byte, the first
+  in the high bits (``byte = s0 << q*(m-1) | ... | s_{m-1}``): ``ceil(n / m)`` bytes. No symbol
+  straddles a byte, so zstd's byte-wise Huffman stage sees one symbol (or one fixed tuple of
+  symbols) per code unit and lands near the entropy for every q. For q = 1, 2, 4, 8 it is the
+  same bytes as ``DENSE``; q = 3 puts two symbols in the low six bits; q = 5, 6, 7 one per byte.
+* ``q > 8``, both layouts: the **top plane**, one byte per symbol (``s >> (q - 8)``), then the
+  **low bits** (``s & (2**(q-8) - 1)``) as a ``q - 8``-bit MSB-first stream:
+  ``n + ceil(n * (q - 8) / 8)`` bytes. The top byte carries the shape of the distribution (zstd
+  codes it near its entropy); the low bits of a smooth distribution are close to uniform, so
+  storing them densely loses next to nothing.
 
 How: eight symbols of ``k <= 8`` bits make exactly ``k`` bytes. The eight uint8 symbols are read as
 one little-endian uint64 and merged pairwise in three SWAR steps (16-, 32-, 64-bit lanes), giving
@@ -21,7 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack", "packed_nbytes", "unpack"]
+__all__ = ["ALIGNED", "DENSE", "LAYOUTS", "pack", "packed_nbytes", "unpack", "unpack_chunk"]
+
+DENSE, ALIGNED = 0, 1
+LAYOUTS = (DENSE, ALIGNED)
 
 _M16 = np.uint64(0x00FF00FF00FF00FF)
 _M32 = np.uint64(0x0000FFFF0000FFFF)
@@ -30,13 +38,6 @@ _M64 = np.uint64(0x00000000FFFFFFFF)
 
 def _stream_nbytes(n: int, k: int) -> int:
     return (n * k + 7) // 8
-
-
-def packed_nbytes(n: int, bits: int) -> int:
-    """Bytes that ``n`` symbols of ``bits`` bits take once packed (see the module layout)."""
-    if bits <= 8:
-        return _stream_nbytes(n, bits)
-    return _stream_nbytes(n, bits - 8) + n
 
 
 def _lane_mask(width: int, lane: int) -> np.uint64:
@@ -170,57 +171,108 @@ def _pack_stream_chunked(sym: np.ndarray, k: int, out: np.ndarray) -> None:
         out[i * step_bytes : i * step_bytes + part.size] = part
 
 
-def _unpack_stream_chunked(buf: np.ndarray, k: int, n: int, out: np.ndarray) -> None:
-    if k == 8:
-        out[...] = buf[:n]
-        return
-    if k == 1 or n <= _CHUNK:
-        out[...] = _unpack_stream(buf, k, n)
-        return
-    step_bytes = _CHUNK * k // 8
-    for i, start in enumerate(range(0, n, _CHUNK)):
-        count = min(_CHUNK, n - start)
-        off = i * step_bytes
-        out[start : start + count] = _unpack_stream(
-            buf[off : off + _stream_nbytes(count, k)], k, count
-        )
+def packed_nbytes(n: int, bits: int, layout: int = DENSE) -> int:
+    """Bytes that ``n`` symbols of ``bits`` bits take once packed (see the module layout)."""
+    if bits > 8:
+        return n + _stream_nbytes(n, bits - 8)
+    if layout == ALIGNED:
+        per_byte = 8 // bits
+        return (n + per_byte - 1) // per_byte
+    return _stream_nbytes(n, bits)
 
 
-def pack(symbols: np.ndarray, bits: int) -> np.ndarray:
+def _aligned_kind(bits: int) -> int:
+    """How ALIGNED packs ``bits <= 8``: as the dense stream (q = 1, 2, 4, 8), in pairs of
+    3-bit symbols (q = 3), or one symbol per byte (q = 5, 6, 7: returned as 8)."""
+    return 3 if bits == 3 else (bits if 8 % bits == 0 else 8)
+
+
+def _pack_pairs3(sym: np.ndarray) -> np.ndarray:
+    """byte = s0 << 3 | s1, from little-endian uint16 pairs (3-bit symbols)."""
+    n = sym.size
+    if n % 2:
+        sym = np.concatenate([sym, np.zeros(1, dtype=np.uint8)])
+    w = np.ascontiguousarray(sym, dtype=np.uint8).view("<u2")
+    t = w << np.uint16(3)
+    t |= w >> np.uint16(8)
+    return t.astype(np.uint8)
+
+
+def _unpack_pairs3(buf: np.ndarray, n: int) -> np.ndarray:
+    w = buf[: (n + 1) // 2].astype(np.uint16)
+    out16 = w >> np.uint16(3)
+    w &= np.uint16(7)
+    w <<= np.uint16(8)
+    out16 |= w
+    return out16.view(np.uint8)[:n]
+
+
+def _pack_small(sym: np.ndarray, bits: int, layout: int, out: np.ndarray) -> None:
+    k = _aligned_kind(bits) if layout == ALIGNED else bits
+    if k == 3 and layout == ALIGNED:
+        for start in range(0, sym.size, _CHUNK):
+            part = _pack_pairs3(sym[start : start + _CHUNK])
+            out[start // 2 : start // 2 + part.size] = part
+    else:
+        _pack_stream_chunked(sym, k, out)
+
+
+def pack(symbols: np.ndarray, bits: int, layout: int = DENSE) -> np.ndarray:
     """Pack symbols (uint8 for ``bits <= 8``, uint16 above; each ``< 2**bits``) into bytes.
 
     Returns a uint8 array of :func:`packed_nbytes` bytes. Values at or above ``2**bits`` are
     not checked (the quantizer never produces them) and corrupt their neighbours.
     """
     sym = np.asarray(symbols).reshape(-1)
-    out = np.empty(packed_nbytes(sym.size, bits), dtype=np.uint8)
+    n = sym.size
+    out = np.empty(packed_nbytes(n, bits, layout), dtype=np.uint8)
     if bits <= 8:
-        _pack_stream_chunked(sym.astype(np.uint8, copy=False), bits, out)
+        _pack_small(sym.astype(np.uint8, copy=False), bits, layout, out)
         return out
-    pairs = np.ascontiguousarray(sym, dtype="<u2").view(np.uint8).reshape(-1, 2)
-    split = _stream_nbytes(sym.size, bits - 8)
-    _pack_stream_chunked(pairs[:, 1], bits - 8, out[:split])  # high bytes, (bits - 8) bits each
-    out[split:] = pairs[:, 0]  # low bytes
+    k = bits - 8
+    top, low = out[:n], out[n:]
+    scratch = np.empty(min(n, _CHUNK), dtype=np.uint16)
+    mask = np.uint8((1 << k) - 1)
+    for start in range(0, n, _CHUNK):
+        part = sym[start : start + _CHUNK]
+        shifted = scratch[: part.size]
+        np.right_shift(part, np.uint16(k), out=shifted)
+        top[start : start + part.size] = shifted
+    lows = sym.astype(np.uint8)  # the low byte; the top bits are masked off next
+    if k < 8:
+        lows &= mask
+    _pack_stream_chunked(lows, k, low)
     return out
 
 
-def unpack(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
-    """Inverse of :func:`pack`: ``n`` symbols (uint8 or uint16) from ``packed_nbytes(n, bits)``
-    bytes. The caller guarantees the length (the frame decoder checks it before calling)."""
+def unpack_chunk(
+    packed: np.ndarray, bits: int, n: int, layout: int, start: int, count: int
+) -> np.ndarray:
+    """Symbols ``start .. start + count`` of the ``n`` that ``packed`` holds; ``start`` must be a
+    multiple of 8 (every layout puts such a symbol at a byte boundary)."""
+    if bits > 8:
+        k = bits - 8
+        low = _unpack_stream(packed[n + start * k // 8 :], k, count)
+        out = np.left_shift(packed[start : start + count], np.uint16(k), dtype=np.uint16)
+        out |= low
+        return out
+    if layout == ALIGNED:
+        k = _aligned_kind(bits)
+        if k == 3:
+            return _unpack_pairs3(packed[start // 2 :], count)
+        if k == 8:
+            return packed[start : start + count]
+    else:
+        k = bits
+    return _unpack_stream(packed[start * k // 8 :], k, count)
+
+
+def unpack(packed: np.ndarray, bits: int, n: int, layout: int = DENSE) -> np.ndarray:
+    """Inverse of :func:`pack`: ``n`` symbols (uint8 or uint16) from ``packed_nbytes(n, bits,
+    layout)`` bytes. The caller guarantees the length (the frame decoder checks it first)."""
     buf = np.asarray(packed, dtype=np.uint8).reshape(-1)
-    if bits == 8:
-        return buf[:n]  # the bytes are the symbols: no copy (read-only if ``packed`` is)
-    if bits <= 8:
-        sym = np.empty(n, dtype=np.uint8)
-        _unpack_stream_chunked(buf, bits, n, sym)
-        return sym
-    split = _stream_nbytes(n, bits - 8)
-    high = np.empty(n, dtype=np.uint8)
-    _unpack_stream_chunked(buf[:split], bits - 8, n, high)
-    low = buf[split : split + n]
-    out = np.empty(n, dtype=np.uint16)
+    out = np.empty(n, dtype=np.uint8 if bits <= 8 else np.uint16)
     for start in range(0, n, _CHUNK):
-        part = out[start : start + _CHUNK]
-        np.left_shift(high[start : start + _CHUNK], np.uint16(8), out=part, dtype=np.uint16)
-        part |= low[start : start + _CHUNK]
+        count = min(_CHUNK, n - start)
+        out[start : start + count] = unpack_chunk(buf, bits, n, layout, start, count)
     return out

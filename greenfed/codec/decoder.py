@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import zstandard
 
-from .bitpack import unpack
+from .bitpack import unpack_chunk
 from .errors import (
     ChecksumMismatchError,
     ConfigError,
@@ -42,7 +42,7 @@ from .frame import (
     parse_header,
     parse_manifest,
 )
-from .quantize import dequantize
+from .quantize import dequantize, plan
 
 __all__ = ["FrameDecoder", "Template", "decode"]
 
@@ -136,16 +136,8 @@ def _decompress(stored: memoryview, raw_bytes: int) -> bytes:
     return out
 
 
-def _tensor(entry: TensorEntry, data: np.ndarray, bits: int, block: int) -> np.ndarray:
-    n = entry.numel
-    if entry.encoding == ENC_QUANT:
-        assert entry.offsets is not None and entry.steps is not None
-        sym = unpack(data, bits, n)
-        values = dequantize(sym, entry.offsets, entry.steps, block)
-        if entry.dtype != np.float32:
-            with np.errstate(over="ignore"):  # the grid was checked against the dtype's range
-                values = values.astype(entry.dtype)
-        return values.reshape(entry.shape)
+def _exact(entry: TensorEntry, data: np.ndarray) -> np.ndarray:
+    """A raw or fp16 section back to the tensor (a fresh array in native byte order)."""
     if entry.encoding == ENC_FP16:
         with np.errstate(invalid="ignore"):  # forged payloads may hold signalling NaNs
             return data.view("<f2").astype(entry.dtype).reshape(entry.shape)
@@ -153,6 +145,29 @@ def _tensor(entry: TensorEntry, data: np.ndarray, bits: int, block: int) -> np.n
         return (data != 0).reshape(entry.shape)
     le = entry.dtype.newbyteorder("<")
     return data.view(le).astype(entry.dtype, copy=True).reshape(entry.shape)
+
+
+def _quantized(manifest: Manifest, packed: np.ndarray) -> Dict[str, np.ndarray]:
+    """Every quantized tensor from the one packed symbol sequence. float32 tensors are views of
+    one flat output buffer; other float dtypes are converted copies."""
+    entries = manifest.quantized
+    groups = plan([t.numel for t in entries], manifest.block_size)
+    bits, n, layout = manifest.bits, groups.total, manifest.layout
+
+    def symbols(start: int, stop: int) -> np.ndarray:
+        return unpack_chunk(packed, bits, n, layout, start, stop - start)
+
+    flat = np.empty(n, dtype=np.float32)
+    dequantize(symbols, manifest.offsets, manifest.steps, groups, flat)
+    out: Dict[str, np.ndarray] = {}
+    bounds = groups.tensor_starts.tolist()
+    for i, entry in enumerate(entries):
+        values = flat[bounds[i] : bounds[i + 1]]
+        if entry.dtype != np.float32:
+            with np.errstate(over="ignore"):  # the grid was checked against the dtype's range
+                values = values.astype(entry.dtype)
+        out[entry.name] = values.reshape(entry.shape)
+    return out
 
 
 def _decode_body(
@@ -184,15 +199,18 @@ def _decode_body(
         payload = np.frombuffer(_decompress(stored, expected), dtype=np.uint8)
     else:
         payload = np.frombuffer(stored, dtype=np.uint8)
-    out: Dict[str, np.ndarray] = {}
+    exact: Dict[str, np.ndarray] = {}
     offset = 0
     for entry in manifest.tensors:
-        size = entry.payload_nbytes(manifest.bits)
-        out[entry.name] = _tensor(
-            entry, payload[offset : offset + size], manifest.bits, manifest.block_size
-        )
-        offset += size
-    return out
+        if entry.encoding != ENC_QUANT:
+            size = entry.exact_nbytes()
+            exact[entry.name] = _exact(entry, payload[offset : offset + size])
+            offset += size
+    quantized = _quantized(manifest, payload[offset:]) if manifest.quantized else {}
+    return {
+        t.name: quantized[t.name] if t.encoding == ENC_QUANT else exact[t.name]
+        for t in manifest.tensors
+    }
 
 
 def _verify_trailer(buf: memoryview, digest: hashlib._Hash) -> str:

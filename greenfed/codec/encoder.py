@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterator, List, Mapping, Union
+from typing import Dict, Iterator, List, Mapping, Tuple, Union
 
 import numpy as np
 import zstandard
 
-from .bitpack import pack
+from .bitpack import ALIGNED, DENSE, pack
 from .config import CodecConfig, EncodeResult, TensorStats
 from .errors import ConfigError, EncodeInputError
 from .frame import (
@@ -29,7 +29,7 @@ from .frame import (
     build_manifest,
     pack_header,
 )
-from .quantize import quantize
+from .quantize import plan, quantize
 
 __all__ = ["encode", "iter_chunks"]
 
@@ -64,7 +64,7 @@ def _raw_bytes(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=le).reshape(-1).view(np.uint8)
 
 
-def _fp16(name: str, arr: np.ndarray) -> tuple[np.ndarray, TensorStats]:
+def _fp16(name: str, arr: np.ndarray) -> Tuple[np.ndarray, TensorStats]:
     if arr.size and not np.all(np.isfinite(arr)):
         raise EncodeInputError(f"tensor {name!r} holds NaN or infinite values; use mode='fp32'")
     if arr.size and float(np.max(np.abs(arr))) > _F16_MAX:
@@ -83,6 +83,16 @@ def _fp16(name: str, arr: np.ndarray) -> tuple[np.ndarray, TensorStats]:
     return half.reshape(-1).view(np.uint8), stats
 
 
+def _float32_flat(name: str, arr: np.ndarray) -> np.ndarray:
+    """The tensor as a flat float32 array (a view when it already is one, C-contiguous)."""
+    flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+    if arr.dtype != np.float32 and not np.all(np.isfinite(flat)) and np.all(np.isfinite(arr)):
+        raise EncodeInputError(
+            f"tensor {name!r} has values beyond the float32 range; send it with mode='fp32'"
+        )
+    return flat
+
+
 def encode(tensors: Mapping[str, np.ndarray], config: CodecConfig = CodecConfig()) -> EncodeResult:
     """Encode a state dict into one frame (see docs/codec.md for the layout).
 
@@ -97,10 +107,12 @@ def encode(tensors: Mapping[str, np.ndarray], config: CodecConfig = CodecConfig(
         raise EncodeInputError(f"{len(tensors)} tensors, above the format's {MAX_TENSORS}")
     bits = config.frame_bits
     block = config.effective_block_size
-    bitgen = np.random.SFC64(config.seed)
+    layout = DENSE if config.zstd_level is None else ALIGNED
     entries: List[TensorEntry] = []
-    parts: List[np.ndarray] = []
+    exact: List[np.ndarray] = []
     stats: Dict[str, TensorStats] = {}
+    q_names: List[str] = []
+    q_flat: List[np.ndarray] = []
     raw_total = 0
     for name, value in tensors.items():
         arr = _check_tensor(name, value)
@@ -108,44 +120,59 @@ def encode(tensors: Mapping[str, np.ndarray], config: CodecConfig = CodecConfig(
         shape = tuple(int(d) for d in arr.shape)
         is_float = arr.dtype.kind == "f"
         if config.mode == "stochastic" and is_float and arr.size:
-            q = quantize(arr, bits, block, bitgen, name)
-            entries.append(TensorEntry(name, arr.dtype, shape, ENC_QUANT, q.offsets, q.steps))
-            parts.append(pack(q.symbols, bits))
-            stats[name] = TensorStats(
-                int(arr.size), q.sq_error, q.bound, q.value_range, "quantized"
-            )
+            entries.append(TensorEntry(name, arr.dtype, shape, ENC_QUANT, int(arr.size)))
+            q_names.append(name)
+            q_flat.append(_float32_flat(name, arr))
         elif config.mode == "fp16" and is_float and arr.dtype != np.float16:
             data, st = _fp16(name, arr)
-            entries.append(TensorEntry(name, arr.dtype, shape, ENC_FP16))
-            parts.append(data)
+            entries.append(TensorEntry(name, arr.dtype, shape, ENC_FP16, int(arr.size)))
+            exact.append(data)
             stats[name] = st
         else:
-            entries.append(TensorEntry(name, arr.dtype, shape, ENC_RAW))
-            parts.append(_raw_bytes(arr))
+            entries.append(TensorEntry(name, arr.dtype, shape, ENC_RAW, int(arr.size)))
+            exact.append(_raw_bytes(arr))
             stats[name] = TensorStats(int(arr.size), 0.0, 0.0, 0.0, "raw")
-    manifest = build_manifest(Manifest(config.mode, bits, block, entries))
-    payload = b"".join(p.data for p in parts)
+    manifest = Manifest(config.mode, bits, layout, block, entries)
+    if q_flat:
+        groups = plan([a.size for a in q_flat], block)
+        q = quantize(q_flat, q_names, groups, bits, np.random.SFC64(config.seed))
+        manifest.offsets, manifest.steps = q.offsets, q.steps
+        exact.append(pack(q.symbols, bits, layout))
+        for i, (name, flat) in enumerate(zip(q_names, q_flat)):
+            stats[name] = TensorStats(
+                int(flat.size),
+                float(q.sq_error[i]),
+                float(q.bound[i]),
+                float(q.value_range[i]),
+                "quantized",
+            )
+        stats = {name: stats[name] for name in tensors}  # manifest order
+    # one part (the usual update: every tensor quantized) goes to zstd without a copy
+    payload: Union[bytes, memoryview] = (
+        exact[0].data if len(exact) == 1 else b"".join(p.data for p in exact)
+    )
     flags = 0
-    stored: bytes = payload
+    stored: Union[bytes, memoryview] = payload
     if config.zstd_level is not None:
         stored = zstandard.ZstdCompressor(level=config.zstd_level).compress(payload)
         flags |= FLAG_ZSTD
+    manifest_bytes = build_manifest(manifest)
     header = pack_header(
         FrameHeader(
             VERSION,
             flags,
-            FIXED_HEADER_BYTES + len(manifest) + len(stored) + TRAILER_BYTES,
-            len(manifest),
+            FIXED_HEADER_BYTES + len(manifest_bytes) + len(stored) + TRAILER_BYTES,
+            len(manifest_bytes),
             len(payload),
             len(stored),
         )
     )
     digest = hashlib.sha256(header)
-    digest.update(manifest)
+    digest.update(manifest_bytes)
     digest.update(stored)
     trailer = digest.digest()
     digest.update(trailer)  # now the sha256 of the whole frame, trailer included
-    frame = b"".join((header, manifest, stored, trailer))
+    frame = b"".join((header, manifest_bytes, stored, trailer))
     return EncodeResult(
         frame=frame,
         sha256=digest.hexdigest(),

@@ -8,13 +8,14 @@ hostile header yields a :class:`~greenfed.codec.errors.DecodeError`, never an ``
 
 from __future__ import annotations
 
+import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .bitpack import packed_nbytes
+from .bitpack import DENSE, LAYOUTS, packed_nbytes
 from .errors import (
     BadMagicError,
     BitsOutOfRangeError,
@@ -41,13 +42,21 @@ __all__ = [
 ]
 
 MAGIC = b"GFUC"
-VERSION = 1
+VERSION = 2  # 1: per-tensor sections (greenfed before issue 18), refused with a clear error
 FLAG_ZSTD = 0x0001
 _HEADER = struct.Struct("<4sHHQIIQQ")
 FIXED_HEADER_BYTES = _HEADER.size  # 40
 TRAILER_BYTES = 32  # sha256 of every byte before it
-_MANIFEST_HEAD = struct.Struct("<BBHII")  # mode, bits, reserved, block_size, n_tensors
-_TENSOR_HEAD = struct.Struct("<BBBB")  # dtype code, encoding, ndim, reserved
+_MANIFEST_HEAD = struct.Struct("<BBBBII")  # mode, bits, layout, reserved, block_size, n_tensors
+_TABLE = np.dtype(
+    [
+        ("name_len", "<u2"),
+        ("dtype", "u1"),
+        ("encoding", "u1"),
+        ("ndim", "u1"),
+        ("reserved", "u1", 3),
+    ]
+)  # one 8-byte row per tensor
 MAX_TENSORS = 1 << 16
 MAX_NDIM = 32
 MAX_NAME_BYTES = 1 << 12
@@ -82,25 +91,18 @@ class FrameHeader:
 
 @dataclass
 class TensorEntry:
-    """One tensor of the manifest; ``offsets``/``steps`` only for quantized tensors."""
+    """One tensor of the manifest."""
 
     name: str
     dtype: np.dtype
     shape: Tuple[int, ...]
     encoding: int
-    offsets: Optional[np.ndarray] = None
-    steps: Optional[np.ndarray] = None
+    numel: int = 0
 
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    def payload_nbytes(self, bits: int) -> int:
+    def exact_nbytes(self) -> int:
+        """Payload bytes of a raw or fp16 section (0 for a quantized tensor)."""
         if self.encoding == ENC_QUANT:
-            return packed_nbytes(self.numel, bits)
+            return 0
         if self.encoding == ENC_FP16:
             return 2 * self.numel
         return self.dtype.itemsize * self.numel
@@ -111,13 +113,25 @@ class TensorEntry:
 
 @dataclass
 class Manifest:
+    """The parsed manifest; ``offsets``/``steps``: float32, one per scale group of the quantized
+    tensors in manifest order (see :func:`greenfed.codec.quantize.plan`)."""
+
     mode: str
     bits: int
+    layout: int
     block_size: int
     tensors: List[TensorEntry]
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    @property
+    def quantized(self) -> List[TensorEntry]:
+        return [t for t in self.tensors if t.encoding == ENC_QUANT]
 
     def payload_nbytes(self) -> int:
-        return sum(t.payload_nbytes(self.bits) for t in self.tensors)
+        exact = sum(t.exact_nbytes() for t in self.tensors)
+        symbols = sum(t.numel for t in self.quantized)
+        return exact + (packed_nbytes(symbols, self.bits, self.layout) if symbols else 0)
 
     def decoded_nbytes(self) -> int:
         return sum(t.decoded_nbytes() for t in self.tensors)
@@ -150,9 +164,12 @@ def parse_header(buf: Union[bytes, bytearray, memoryview]) -> FrameHeader:
         )
     version = int.from_bytes(bytes(buf[4:6]), "little")
     if version != VERSION:
+        older = version < VERSION
         raise UnsupportedVersionError(
-            f"frame format version {version}; this build reads version {VERSION} only: "
-            "upgrade the older side"
+            f"frame format version {version} was written by {'an older' if older else 'a newer'}"
+            f" greenfed; this build reads version {VERSION} only: upgrade "
+            f"{'the sender' if older else 'this side'} so that agent and coordinator run the "
+            "same release"
         )
     if len(buf) < FIXED_HEADER_BYTES:
         raise TruncatedFrameError(
@@ -180,48 +197,34 @@ def parse_header(buf: Union[bytes, bytearray, memoryview]) -> FrameHeader:
     return FrameHeader(version, flags, frame_bytes, manifest_bytes, raw_bytes, payload_bytes)
 
 
-class _Reader:
-    """Bounds-checked reads over the manifest bytes."""
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        if n < 0 or self.pos + n > len(self.buf):
-            raise ManifestError(
-                f"manifest ends inside {what} (needs {n} bytes at offset {self.pos}, "
-                f"has {len(self.buf) - self.pos}): the frame is corrupt"
-            )
-        out = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def unpack(self, st: struct.Struct, what: str) -> Tuple[int, ...]:
-        return st.unpack(self.take(st.size, what))
-
-
 def build_manifest(manifest: Manifest) -> bytes:
-    parts: List[bytes] = [
-        _MANIFEST_HEAD.pack(
-            MODE_CODES[manifest.mode],
-            manifest.bits,
-            0,
-            manifest.block_size,
-            len(manifest.tensors),
+    """Head, tensor table, names, dims, then every group's offset and step (see the layout)."""
+    tensors = manifest.tensors
+    names = [t.name.encode("utf-8") for t in tensors]
+    table = np.zeros(len(tensors), dtype=_TABLE)
+    table["name_len"] = [len(n) for n in names]
+    table["dtype"] = [DTYPE_CODES[t.dtype.name] for t in tensors]
+    table["encoding"] = [t.encoding for t in tensors]
+    table["ndim"] = [len(t.shape) for t in tensors]
+    dims = np.array([d for t in tensors for d in t.shape], dtype="<u8")
+    head = _MANIFEST_HEAD.pack(
+        MODE_CODES[manifest.mode],
+        manifest.bits,
+        manifest.layout,
+        0,
+        manifest.block_size,
+        len(tensors),
+    )
+    return b"".join(
+        (
+            head,
+            table.tobytes(),
+            *names,
+            dims.tobytes(),
+            manifest.offsets.astype("<f4").tobytes(),
+            manifest.steps.astype("<f4").tobytes(),
         )
-    ]
-    for t in manifest.tensors:
-        name = t.name.encode("utf-8")
-        parts.append(struct.pack("<H", len(name)))
-        parts.append(name)
-        parts.append(_TENSOR_HEAD.pack(DTYPE_CODES[t.dtype.name], t.encoding, len(t.shape), 0))
-        parts.append(struct.pack(f"<{len(t.shape)}Q", *t.shape))
-        if t.encoding == ENC_QUANT:
-            assert t.offsets is not None and t.steps is not None
-            parts.append(t.offsets.astype("<f4").tobytes())
-            parts.append(t.steps.astype("<f4").tobytes())
-    return b"".join(parts)
+    )
 
 
 def _check_bits(mode: str, bits: int) -> None:
@@ -237,83 +240,132 @@ def _check_bits(mode: str, bits: int) -> None:
         )
 
 
+def _need(buf: bytes, end: int, what: str) -> None:
+    if end > len(buf):
+        raise ManifestError(
+            f"manifest ends inside {what} (needs {end} bytes, has {len(buf)}): the frame is corrupt"
+        )
+
+
+# dtype code -> 0 unknown, 1 carried exactly only, 2 float (may be quantized or fp16)
+_CODE_KIND = np.zeros(256, dtype=np.uint8)
+_CODE_KIND[sorted(DTYPES)] = 1
+_CODE_KIND[[DTYPE_CODES[n] for n in ("float16", "float32", "float64")]] = 2
+_F32_MAX = float(np.finfo(np.float32).max)
+# largest value a grid may reach per float dtype (float16 rounds up to 65504 * (1 + 2**-11)
+# down to 65504, so allow that slack)
+_GRID_LIMIT = {
+    np.dtype(n): min(float(np.finfo(n).max) * (1 + 2.0**-12), _F32_MAX)
+    for n in ("float16", "float32", "float64")
+}
+
+
+def _first_bad(bad: np.ndarray, names_or_index: Sequence[object]) -> object:
+    return names_or_index[int(np.argmax(bad))]
+
+
 def parse_manifest(buf: bytes) -> Manifest:
-    """Parse and validate a manifest (bits, encodings, scales, names); allocates only
-    arrays whose size the bytes already hold."""
-    r = _Reader(buf)
-    mode_code, bits, reserved, block_size, n_tensors = r.unpack(_MANIFEST_HEAD, "the head")
+    """Parse and validate a manifest (bits, layout, table, names, dims, scales); allocates only
+    arrays whose size the bytes already hold. The tensor table is read as one numpy array."""
+    _need(buf, _MANIFEST_HEAD.size, "the head")
+    mode_code, bits, layout, reserved, block_size, n = _MANIFEST_HEAD.unpack_from(buf)
     if mode_code not in MODE_NAMES:
         raise ManifestError(f"unknown mode code {mode_code} (known: {sorted(MODE_NAMES)})")
     mode = MODE_NAMES[mode_code]
     _check_bits(mode, bits)
     if reserved:
         raise ManifestError(f"reserved manifest field is {reserved}, not 0")
+    if layout not in LAYOUTS:
+        raise ManifestError(f"unknown symbol layout {layout} (known: {list(LAYOUTS)})")
     if block_size >= 2**31:
         raise ManifestError(f"block size {block_size} is not below 2**31")
-    if n_tensors > MAX_TENSORS:
-        raise ManifestError(f"manifest declares {n_tensors} tensors, above {MAX_TENSORS}")
-    levels = (1 << bits) - 1
+    if n > MAX_TENSORS:
+        raise ManifestError(f"manifest declares {n} tensors, above {MAX_TENSORS}")
+    pos = _MANIFEST_HEAD.size
+    _need(buf, pos + _TABLE.itemsize * n, f"the table of {n} tensors")
+    table = np.frombuffer(buf, dtype=_TABLE, count=n, offset=pos)
+    pos += _TABLE.itemsize * n
+    name_len = table["name_len"].astype(np.int64)
+    ndim = table["ndim"].astype(np.int64)
+    codes, encodings = table["dtype"], table["encoding"]
+    index = list(range(n))
+    for bad, why in (
+        (name_len > MAX_NAME_BYTES, f"a name longer than {MAX_NAME_BYTES} bytes"),
+        (_CODE_KIND[codes] == 0, "an unknown dtype code"),
+        ((encodings > ENC_QUANT) | table["reserved"].any(axis=1), "an unknown encoding"),
+        (ndim > MAX_NDIM, f"more than {MAX_NDIM} dimensions"),
+    ):
+        if bad.any():
+            raise ManifestError(f"tensor {_first_bad(bad, index)} has {why}")
+    is_float = _CODE_KIND[codes] == 2
+    quant, fp16 = encodings == ENC_QUANT, encodings == ENC_FP16
+    if (quant & ~(is_float & (mode == "stochastic"))).any():
+        raise ManifestError(f"tensor {_first_bad(quant, index)} is quantized in {mode} mode")
+    if (fp16 & ~(is_float & (mode == "fp16"))).any():
+        raise ManifestError(f"tensor {_first_bad(fp16, index)} is fp16 in {mode} mode")
+    names_end = pos + int(name_len.sum())
+    dims_end = names_end + 8 * int(ndim.sum())
+    _need(buf, names_end, "the tensor names")
+    _need(buf, dims_end, "the tensor shapes")
+    dims = np.frombuffer(buf, dtype="<u8", count=int(ndim.sum()), offset=names_end)
+    if dims.size and int(dims.max()) > MAX_NUMEL:
+        raise ManifestError(f"a tensor dimension is {int(dims.max())}, above {MAX_NUMEL}")
+    dim_list = dims.tolist()
+    names = buf[pos:names_end]
+    text = names.decode("ascii") if names.isascii() else None  # one decode for ASCII names
     tensors: List[TensorEntry] = []
     seen = set()
-    for i in range(n_tensors):
-        (name_len,) = r.unpack(struct.Struct("<H"), f"tensor {i}'s name length")
-        if name_len > MAX_NAME_BYTES:
-            raise ManifestError(f"tensor {i}'s name is {name_len} bytes, above {MAX_NAME_BYTES}")
-        try:
-            name = r.take(name_len, f"tensor {i}'s name").decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ManifestError(f"tensor {i}'s name is not valid UTF-8: {e}") from e
+    name_pos, dim_pos, groups = 0, 0, 0
+    for i, (length, nd, code, enc) in enumerate(
+        zip(name_len.tolist(), ndim.tolist(), codes.tolist(), encodings.tolist())
+    ):
+        end = name_pos + length
+        if text is not None:
+            name = text[name_pos:end]
+        else:
+            try:
+                name = names[name_pos:end].decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(f"tensor {i}'s name is not valid UTF-8: {e}") from e
+        name_pos = end
         if name in seen:
             raise ManifestError(f"tensor name {name!r} appears twice in the manifest")
         seen.add(name)
-        code, encoding, ndim, res = r.unpack(_TENSOR_HEAD, f"tensor {name!r}'s header")
-        if code not in DTYPES:
-            raise ManifestError(f"tensor {name!r} has unknown dtype code {code}")
-        if encoding not in ENCODING_NAMES or res:
-            raise ManifestError(f"tensor {name!r} has unknown encoding {encoding}/{res}")
-        if ndim > MAX_NDIM:
-            raise ManifestError(f"tensor {name!r} has {ndim} dimensions, above {MAX_NDIM}")
-        shape = struct.unpack(f"<{ndim}Q", r.take(8 * ndim, f"tensor {name!r}'s shape"))
-        entry = TensorEntry(name, DTYPES[code], tuple(int(d) for d in shape), encoding)
-        if entry.numel > MAX_NUMEL:
-            raise ManifestError(f"tensor {name!r} declares {entry.numel} elements")
-        is_float = entry.dtype.kind == "f"
-        if encoding == ENC_QUANT and not (mode == "stochastic" and is_float):
-            raise ManifestError(f"tensor {name!r} ({entry.dtype}) is quantized in {mode} mode")
-        if encoding == ENC_FP16 and not (mode == "fp16" and is_float):
-            raise ManifestError(f"tensor {name!r} ({entry.dtype}) is fp16 in {mode} mode")
-        if encoding == ENC_QUANT:
-            groups = group_count(entry.numel, block_size)
-            raw = r.take(8 * groups, f"tensor {name!r}'s scales ({groups} groups)")
-            offsets = np.frombuffer(raw, dtype="<f4", count=groups).astype(np.float32)
-            steps = np.frombuffer(raw, dtype="<f4", offset=4 * groups).astype(np.float32)
-            entry.offsets, entry.steps = offsets, steps
-        tensors.append(entry)
-    if r.pos != len(buf):
+        shape = tuple(dim_list[dim_pos : dim_pos + nd])
+        dim_pos += nd
+        numel = math.prod(shape)
+        if numel > MAX_NUMEL:
+            raise ManifestError(f"tensor {name!r} declares {numel} elements")
+        if enc == ENC_QUANT:
+            if not numel:
+                raise ManifestError(f"tensor {name!r} is quantized but has no elements")
+            groups += group_count(numel, block_size)
+        tensors.append(TensorEntry(name, DTYPES[code], shape, enc, numel))
+    _need(buf, dims_end + 8 * groups, f"the scales ({groups} groups)")
+    if len(buf) != dims_end + 8 * groups:
         raise ManifestError(
-            f"manifest has {len(buf) - r.pos} unexplained bytes after its {n_tensors} tensors"
+            f"manifest has {len(buf) - dims_end - 8 * groups} unexplained bytes after its "
+            f"{n} tensors"
         )
-    _check_scales([t for t in tensors if t.encoding == ENC_QUANT], levels)
-    return Manifest(mode, bits, block_size, tensors)
+    offsets = np.frombuffer(buf, dtype="<f4", count=groups, offset=dims_end).astype(np.float32)
+    steps = np.frombuffer(buf, "<f4", count=groups, offset=dims_end + 4 * groups)
+    manifest = Manifest(mode, bits, layout, block_size, tensors, offsets, steps.astype(np.float32))
+    _check_scales(manifest)
+    return manifest
 
 
-def _check_scales(quantized: List[TensorEntry], levels: int) -> None:
-    """All tensors' grids at once (one vectorised pass; state dicts hold many small tensors):
-    offsets finite, steps finite and >= 0, and the grid's top inside the output dtype's range
-    (float16 rounds values up to 65504 * (1 + 2**-11) down to 65504, so allow that slack)."""
+def _check_scales(manifest: Manifest) -> None:
+    """All groups' grids at once: offsets finite, steps finite and >= 0, and the grid's top inside
+    the output dtype's range."""
+    quantized = [t for t in manifest.tensors if t.encoding == ENC_QUANT]
     if not quantized:
         return
-    f32_max = float(np.finfo(np.float32).max)
+    counts = [group_count(t.numel, manifest.block_size) for t in quantized]
+    limits = np.repeat([_GRID_LIMIT[t.dtype] for t in quantized], counts)
+    levels = (1 << manifest.bits) - 1
     with np.errstate(all="ignore"):  # forged bytes may hold signalling NaNs
-        offsets = np.concatenate([t.offsets for t in quantized]).astype(np.float64)  # type: ignore[misc]
-        steps = np.concatenate([t.steps for t in quantized]).astype(np.float64)  # type: ignore[misc]
-    limits = np.concatenate(
-        [
-            np.full(t.offsets.size, min(float(np.finfo(t.dtype).max) * (1 + 2.0**-12), f32_max))  # type: ignore[union-attr]
-            for t in quantized
-        ]
-    )
-    with np.errstate(all="ignore"):
+        offsets = manifest.offsets.astype(np.float64)
+        steps = manifest.steps.astype(np.float64)
         ok = (
             np.isfinite(offsets)
             & np.isfinite(steps)
@@ -323,18 +375,30 @@ def _check_scales(quantized: List[TensorEntry], levels: int) -> None:
         )
     if ok.all():
         return
-    first = int(np.argmin(ok))
-    for t in quantized:
-        if first < t.offsets.size:  # type: ignore[union-attr]
-            raise InvalidScaleError(
-                f"tensor {t.name!r} has a non-finite offset, or a negative or non-finite "
-                f"step, or a grid beyond {t.dtype}'s range: the sender's update holds "
-                "NaN/inf or the frame was forged"
-            )
-        first -= t.offsets.size  # type: ignore[union-attr]
+    owner = int(np.searchsorted(np.cumsum(counts), int(np.argmin(ok)), side="right"))
+    raise InvalidScaleError(
+        f"tensor {quantized[owner].name!r} has a non-finite offset, or a negative or non-finite "
+        f"step, or a grid beyond {quantized[owner].dtype}'s range: the sender's update holds "
+        "NaN/inf or the frame was forged"
+    )
 
 
 TensorSpec = Union[int, Tuple[str, Sequence[int]]]
+
+
+def _specs(
+    tensors: Union[Mapping[str, Sequence[int]], Sequence[TensorSpec]],
+) -> List[Tuple[int, int, int]]:
+    """(name bytes, ndim, numel) per tensor; element counts alone mean 16-byte names, 1-D."""
+    specs: List[Tuple[int, int, int]] = []
+    items = tensors.items() if isinstance(tensors, Mapping) else tensors
+    for spec in items:
+        if isinstance(spec, tuple):
+            name, shape = spec
+            specs.append((len(name.encode("utf-8")), len(shape), math.prod(int(d) for d in shape)))
+        else:
+            specs.append((16, 1, int(spec)))
+    return specs
 
 
 def header_bytes(
@@ -349,26 +413,10 @@ def header_bytes(
     16 bytes and 1-D shapes are assumed). Every tensor is counted as quantized in stochastic
     mode; integer buffers carry no scales, so this is an upper bound for them.
     """
-    specs: List[Tuple[int, int, int]] = []  # (name bytes, ndim, numel)
-    if isinstance(tensors, Mapping):
-        for name, shape in tensors.items():
-            numel = 1
-            for d in shape:
-                numel *= int(d)
-            specs.append((len(name.encode("utf-8")), len(shape), numel))
-    else:
-        for spec in tensors:
-            if isinstance(spec, tuple):
-                numel = 1
-                for d in spec[1]:
-                    numel *= int(d)
-                specs.append((len(spec[0].encode("utf-8")), len(spec[1]), numel))
-            else:
-                specs.append((16, 1, int(spec)))
     total = FIXED_HEADER_BYTES + _MANIFEST_HEAD.size + TRAILER_BYTES
-    for name_len, ndim, numel in specs:
-        total += 2 + name_len + _TENSOR_HEAD.size + 8 * ndim
-        if mode == "stochastic":
+    for name_len, ndim, numel in _specs(tensors):
+        total += _TABLE.itemsize + name_len + 8 * ndim
+        if mode == "stochastic" and numel:
             total += 8 * group_count(numel, block_size or 0)
     return total
 
@@ -379,22 +427,14 @@ def frame_size(
     block_size: Optional[int] = None,
     mode: str = "stochastic",
 ) -> int:
-    """Uncompressed frame bytes ``S(q) = sum_t packed(d_t, q) + h`` (≈ ``d*q/8 + h``).
+    """Stored frame bytes ``S(q) = packed(d, q) + h`` (``≈ d*q/8 + h``).
 
-    This is the size with the payload stored (``zstd_level=None``) and an upper bound, up to
-    zstd's few framing bytes, with zstd; the allocator can scale it by a measured ratio.
+    Exact with the payload stored (``zstd_level=None``, dense layout) when every tensor is a
+    float tensor; with zstd it is an upper bound up to zstd's few framing bytes (the allocator
+    can scale it by a measured ratio).
     """
     h = header_bytes(tensors, bits, block_size, mode)
-    if isinstance(tensors, Mapping):
-        counts = [int(np.prod([int(d) for d in s], dtype=np.int64)) for s in tensors.values()]
-    else:
-        counts = [
-            int(np.prod([int(d) for d in s[1]], dtype=np.int64)) if isinstance(s, tuple)
-            else int(s)
-            for s in tensors
-        ]  # fmt: skip
+    d = sum(numel for _, _, numel in _specs(tensors))
     if mode == "stochastic":
-        payload = sum(packed_nbytes(n, bits) for n in counts)
-    else:
-        payload = sum(n * (4 if mode == "fp32" else 2) for n in counts)
-    return h + payload
+        return h + packed_nbytes(d, bits, DENSE)
+    return h + d * (4 if mode == "fp32" else 2)

@@ -1,9 +1,12 @@
-"""Stochastic, unbiased uniform quantization of float tensors to q bits (q in 1..16).
+"""Stochastic, unbiased uniform quantization of a whole update to q bits (q in 1..16).
 
-A group of values (a whole tensor, or one block of ``block_size`` values) with minimum ``lo`` and
-maximum ``hi`` is mapped onto the grid ``lo + step * s``, ``s`` in ``0 .. L`` with ``L = 2**q - 1``
-and ``step ≈ (hi - lo) / L``. Each value rounds to the grid point above with probability equal to
-its remainder, so ``E[Q(x)] = x`` and ``E[(Q(x) - x)**2] <= step**2 / 4``.
+The float tensors of an update are quantized as **one flat sequence** (tensors end to end, in
+manifest order, each in C order), so the per-tensor cost of a state dict of many small tensors
+is a few Python operations, not a dozen numpy calls each. The sequence is cut into **groups**
+(one per tensor, or one per block of ``block_size`` values of a tensor), each with its own grid:
+minimum ``lo``, maximum ``hi``, ``L = 2**q - 1`` and ``step ≈ (hi - lo) / L``; a value rounds to
+the grid point above with probability equal to its remainder, so ``E[Q(x)] = x`` and
+``E[(Q(x) - x)**2] <= step**2 / 4``.
 
 Numerics (float32 throughout, as stored in the frame):
 
@@ -13,44 +16,41 @@ Numerics (float32 throughout, as stored in the frame):
   clipping (and no clipping bias) is ever needed. A constant group has ``step = 0``.
 * Rounding: ``f = trunc(x')``, remainder ``r = x' - f`` (exact), ``s = f + (u < r)`` with ``u``
   uniform on the 2**-23 grid in [0, 1). The noise comes from ``SFC64.random_raw``: each 64-bit
-  draw gives two 23-bit mantissas turned into floats in [1, 2) by bit operations, which is about
-  six times faster than ``Generator.random(dtype=float32)``. The probability of rounding up is
+  draw gives two 23-bit mantissas turned into floats in [1, 2) by bit operations, about six
+  times faster than ``Generator.random(dtype=float32)``. The probability of rounding up is
   therefore ``r`` to within 2**-23, a bias far below float32 resolution of the values.
 * The squared error is measured during encoding from the remainders: ``step**2 * sum((b - r)**2)``
-  (``b`` the round-up bit), i.e. the error on the grid; the decoded values differ from the grid
-  only by float32 rounding of ``lo + step * s``.
+  (``b`` the round-up bit), i.e. the error on the grid; decoded values differ from the grid only
+  by float32 rounding of ``lo + step * s``.
 
-Work runs in chunks of :data:`CHUNK` values so every temporary stays in the L2 cache.
+Work runs in **windows** of at most :data:`CHUNK` values, so every temporary stays in the L2
+cache: a window inside one group uses scalar ``lo``/``1/step``; a window of whole groups of one
+length (blocks) broadcasts a column of them; a window of whole groups of mixed lengths (small
+tensors) expands them with ``np.repeat``. Encoder and decoder derive the same windows from the
+manifest (:func:`plan`).
 """
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
 from .errors import EncodeInputError
 
-__all__ = ["CHUNK", "QuantizedTensor", "dequantize", "group_count", "quantize"]
+__all__ = ["CHUNK", "Groups", "Quantized", "dequantize", "group_count", "plan", "quantize"]
 
-CHUNK = 1 << 16  # values per step
+CHUNK = 1 << 17  # values per window
 _INFLATE = 1.0 + 2.0**-20
 _MIN_STEP = 2.0**-100  # keeps 1/step finite in float32 for (sub)normal-tiny ranges
 _F32_MAX = float(np.finfo(np.float32).max)
-
-
-@dataclass
-class QuantizedTensor:
-    """Symbols (uint8 for q <= 8, uint16 above) and the float32 grid of every group."""
-
-    symbols: np.ndarray
-    offsets: np.ndarray  # float32, one per group: lo
-    steps: np.ndarray  # float32, one per group: step (>= 0)
-    sq_error: float  # measured sum of squared errors, in the tensor's units
-    bound: float  # sum over groups of n_g * step**2 / 4
-    value_range: float  # max - min over the whole tensor
+SCALAR, ROWS, MIXED = 0, 1, 2  # window kinds
+# A group of at least this many values gets windows of its own: merged with its neighbours it
+# would be copied (windows across tensors are gathered) for no saving in numpy calls.
+_ALONE = 1 << 13
+Window = Tuple[int, int, int, int, int]  # start, stop, first group, end group, kind
 
 
 def group_count(numel: int, block_size: int) -> int:
@@ -60,67 +60,173 @@ def group_count(numel: int, block_size: int) -> int:
     return (numel + block_size - 1) // block_size
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray, bits: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Groups:
+    """The scale groups of tensors laid end to end, and the windows that cover them.
+
+    ``starts``/``counts``: each group's first value and length in the flat sequence;
+    ``tensor_groups[t] : tensor_groups[t + 1]``: the groups of tensor ``t``;
+    ``tensor_starts[t] : tensor_starts[t + 1]``: its values; ``windows``: see :func:`plan`.
+    """
+
+    starts: np.ndarray
+    counts: np.ndarray
+    tensor_groups: np.ndarray
+    tensor_starts: np.ndarray
+    windows: List[Window]
+
+    @property
+    def total(self) -> int:
+        return int(self.tensor_starts[-1])
+
+    def tensor_of_group(self, group: int) -> int:
+        return int(np.searchsorted(self.tensor_groups, group, side="right")) - 1
+
+
+def plan(numels: Sequence[int], block_size: int) -> Groups:
+    """Groups and windows for non-empty tensors of ``numels`` values (block 0: per tensor)."""
+    n = np.asarray(numels, dtype=np.int64).reshape(-1)
+    tensor_starts = np.zeros(n.size + 1, dtype=np.int64)
+    np.cumsum(n, out=tensor_starts[1:])
+    if block_size <= 0:
+        per_tensor = np.ones(n.size, dtype=np.int64)
+        counts = n.copy()
+    else:
+        per_tensor = (n + block_size - 1) // block_size
+        counts = np.full(int(per_tensor.sum()), block_size, dtype=np.int64)
+    tensor_groups = np.zeros(n.size + 1, dtype=np.int64)
+    np.cumsum(per_tensor, out=tensor_groups[1:])
+    if block_size > 0 and n.size:
+        counts[tensor_groups[1:] - 1] = n - block_size * (per_tensor - 1)
+    starts = np.zeros(counts.size, dtype=np.int64)
+    if counts.size:
+        np.cumsum(counts[:-1], out=starts[1:])
+    return Groups(starts, counts, tensor_groups, tensor_starts, _windows(starts, counts))
+
+
+def _windows(starts: np.ndarray, counts: np.ndarray) -> List[Window]:
+    """Cover the sequence with windows that never cross a multiple of CHUNK (so the decoder can
+    unpack one chunk and scale every window in it): a piece of one group (always so for groups
+    of _ALONE values or more), or whole consecutive smaller groups (ROWS when they share one
+    length, else MIXED)."""
+    out: List[Window] = []
+    if not counts.size:
+        return out
+    ends = (starts + counts).tolist()
+    first = starts.tolist()
+    big = np.flatnonzero(counts >= _ALONE).tolist()
+    total = ends[-1]
+    pos = 0
+    while pos < total:
+        limit = min(total, (pos // CHUNK + 1) * CHUNK)
+        g = bisect_right(ends, pos)
+        if pos > first[g] or ends[g] > limit or ends[g] - first[g] >= _ALONE:
+            out.append((pos, min(ends[g], limit), g, g + 1, SCALAR))
+        else:
+            g1 = bisect_right(ends, limit)
+            after = bisect_right(big, g)
+            if after < len(big):
+                g1 = min(g1, big[after])
+            if g1 - g == 1:
+                kind = SCALAR
+            else:
+                part = counts[g:g1]
+                kind = ROWS if int(part.min()) == int(part.max()) else MIXED
+            out.append((pos, ends[g1 - 1], g, g1, kind))
+        pos = out[-1][1]
+    return out
+
+
+@dataclass
+class Quantized:
+    """Symbols of the whole sequence (uint8 for q <= 8, uint16 above), the float32 grid of every
+    group, and per tensor: measured squared error, expected-error bound, max - min."""
+
+    symbols: np.ndarray
+    offsets: np.ndarray
+    steps: np.ndarray
+    sq_error: np.ndarray
+    bound: np.ndarray
+    value_range: np.ndarray
+
+
+class _Source:
+    """The flat sequence as views of the tensors: a window inside one tensor costs no copy."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], tensor_starts: np.ndarray) -> None:
+        self.arrays = arrays
+        self.starts = tensor_starts.tolist()
+
+    def values(self, start: int, stop: int) -> np.ndarray:
+        t = bisect_right(self.starts, start) - 1
+        a = start - self.starts[t]
+        if stop <= self.starts[t + 1]:
+            return self.arrays[t][a : stop - self.starts[t]]
+        parts = [self.arrays[t][a:]]
+        t += 1
+        while self.starts[t + 1] < stop:
+            parts.append(self.arrays[t])
+            t += 1
+        parts.append(self.arrays[t][: stop - self.starts[t]])
+        return np.concatenate(parts)
+
+
+def _min_max(src: _Source, groups: Groups) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-group minimum and maximum, window by window (NaN propagates)."""
+    lo = np.empty(groups.counts.size, dtype=np.float32)
+    hi = np.empty(groups.counts.size, dtype=np.float32)
+    for start, stop, g0, g1, kind in groups.windows:
+        x = src.values(start, stop)
+        if kind == SCALAR:
+            a, b = x.min(), x.max()
+            if start == groups.starts[g0]:
+                lo[g0], hi[g0] = a, b
+            else:  # a later piece of a group larger than a window (NaN propagates)
+                lo[g0], hi[g0] = np.minimum(lo[g0], a), np.maximum(hi[g0], b)
+        elif kind == ROWS:
+            rows = x.reshape(g1 - g0, -1)
+            lo[g0:g1] = rows.min(axis=1)
+            hi[g0:g1] = rows.max(axis=1)
+        else:
+            local = groups.starts[g0:g1] - start
+            lo[g0:g1] = np.minimum.reduceat(x, local)
+            hi[g0:g1] = np.maximum.reduceat(x, local)
+    return lo, hi
+
+
+def _grid(
+    lo: np.ndarray, hi: np.ndarray, bits: int, groups: Groups, names: Sequence[str]
+) -> Tuple[np.ndarray, np.ndarray]:
     """float32 (offset, step) per group from float32 minima and maxima."""
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise EncodeInputError(
-            f"tensor {name!r} holds NaN or infinite values; stochastic quantization needs finite "
-            "values (check the update for divergence, or send it with mode='fp32')"
+
+    def refuse(bad: np.ndarray, why: str) -> None:
+        name = names[groups.tensor_of_group(int(np.argmax(bad)))]
+        raise EncodeInputError(f"tensor {name!r} {why}; send it with mode='fp32'")
+
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    if not finite.all():
+        refuse(
+            ~finite,
+            "holds NaN or infinite values; stochastic quantization needs finite values (check "
+            "the update for divergence, or",
         )
     levels = (1 << bits) - 1
-    span = hi.astype(np.float64) - lo.astype(np.float64)
+    lo64 = lo.astype(np.float64)
+    span = hi.astype(np.float64) - lo64
     step64 = span / levels * _INFLATE
-    if np.any(step64 > _F32_MAX / 2):
-        raise EncodeInputError(
-            f"tensor {name!r} spans {float(span.max()):.3g}, too wide for float32 scales; "
-            "send it with mode='fp32'"
-        )
+    wide = step64 > _F32_MAX / 2
+    if wide.any():
+        refuse(wide, f"spans {float(span.max()):.3g}, too wide for float32 scales")
     step64 = np.where(span > 0, np.maximum(step64, _MIN_STEP), 0.0)
-    if np.any(lo.astype(np.float64) + step64 * levels * (1 + 2.0**-20) > _F32_MAX):
-        raise EncodeInputError(
-            f"tensor {name!r} reaches the float32 maximum; send it with mode='fp32'"
-        )
+    top = lo64 + step64 * levels * (1 + 2.0**-20) > _F32_MAX
+    if top.any():
+        refuse(top, "reaches the float32 maximum")
     steps = step64.astype(np.float32)
     # make sure rounding to float32 did not shrink the step below span / levels
     short = steps.astype(np.float64) * levels < span
-    if np.any(short):
+    if short.any():
         steps[short] = np.nextafter(steps[short], np.float32(np.inf))
     return lo.astype(np.float32), steps
-
-
-def _grid_scalar(
-    lo: float, hi: float, bits: int, name: str
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_grid` and :func:`_inverse` for one group, on Python floats (small tensors are
-    common in state dicts; array set-up would dominate their cost). Same results."""
-    levels = (1 << bits) - 1
-    span = hi - lo
-    step = span / levels * _INFLATE
-    if step > _F32_MAX / 2:
-        raise EncodeInputError(
-            f"tensor {name!r} spans {span:.3g}, too wide for float32 scales; send it with "
-            "mode='fp32'"
-        )
-    step = max(step, _MIN_STEP) if span > 0 else 0.0
-    if lo + step * levels * (1 + 2.0**-20) > _F32_MAX:
-        raise EncodeInputError(
-            f"tensor {name!r} reaches the float32 maximum; send it with mode='fp32'"
-        )
-    step32 = np.float32(step)
-    if float(step32) * levels < span:
-        step32 = np.nextafter(step32, np.float32(np.inf))
-    inv32 = np.float32(1.0 / float(step32)) if step32 > 0 else np.float32(0.0)
-    return (
-        np.array([lo], dtype=np.float32),
-        np.array([step32], dtype=np.float32),
-        np.array([inv32], dtype=np.float32),
-    )
-
-
-def _inverse(steps: np.ndarray) -> np.ndarray:
-    inv = np.zeros(steps.shape, dtype=np.float64)
-    np.divide(1.0, steps.astype(np.float64), out=inv, where=steps > 0)
-    return inv.astype(np.float32)
 
 
 class _Rounder:
@@ -131,11 +237,9 @@ class _Rounder:
         self.scaled = np.empty(min(size, CHUNK), dtype=np.float32)
         self.mask = np.empty(min(size, CHUNK), dtype=np.bool_)
 
-    def round_rows(
-        self, x: np.ndarray, lo: np.ndarray, inv: np.ndarray, sym: np.ndarray
-    ) -> np.ndarray:
-        """Quantize ``x`` (rows × cols float32) into ``sym`` (same shape); per-row sum of r**2
-        in grid units, ``r`` the signed rounding error."""
+    def round(self, x: np.ndarray, lo: Any, inv: Any, sym: np.ndarray) -> np.ndarray:
+        """Quantize ``x`` (float32, any shape) into ``sym`` (same shape); returns the signed
+        rounding error ``r - b`` in grid units (a scratch view, valid until the next call)."""
         n = x.size
         xp = self.scaled[:n].reshape(x.shape)
         np.subtract(x, lo, out=xp)
@@ -150,145 +254,104 @@ class _Rounder:
         bit = self.mask[:n].reshape(x.shape)
         np.less(noise, xp, out=bit)
         np.add(sym, bit, out=sym, casting="unsafe")
-        np.subtract(xp, bit, out=xp)  # r - b: the signed error in grid units
-        if x.shape[0] == 1:
-            return np.array([np.dot(xp[0], xp[0])], dtype=np.float64)
-        return np.einsum("ij,ij->i", xp, xp).astype(np.float64)
+        np.subtract(xp, bit, out=xp)
+        return xp
+
+
+def _inverse(steps: np.ndarray) -> np.ndarray:
+    inv = np.zeros(steps.shape, dtype=np.float64)
+    np.divide(1.0, steps.astype(np.float64), out=inv, where=steps > 0)
+    return inv.astype(np.float32)
 
 
 def quantize(
-    values: np.ndarray,
+    arrays: Sequence[np.ndarray],
+    names: Sequence[str],
+    groups: Groups,
     bits: int,
-    block_size: int,
     bitgen: np.random.BitGenerator,
-    name: str = "",
-) -> QuantizedTensor:
-    """Stochastically quantize a float tensor (any float dtype) to ``bits`` bits.
-
-    ``block_size <= 0`` uses one (offset, step) for the whole tensor; otherwise one per block of
-    ``block_size`` consecutive values (in C order). Raises :class:`EncodeInputError` for NaN or
-    infinite values.
-    """
-    x = np.ascontiguousarray(values).reshape(-1)
-    if x.dtype != np.float32:
-        x = x.astype(np.float32)
-        if not np.all(np.isfinite(x)) and np.all(np.isfinite(values)):
-            raise EncodeInputError(
-                f"tensor {name!r} has values beyond the float32 range; send it with mode='fp32'"
-            )
-    n = x.size
-    sym_dtype = np.uint8 if bits <= 8 else np.uint16
-    symbols = np.empty(n, dtype=sym_dtype)
-    rounder = _Rounder(bitgen, n)
-    if n == 0:
-        zero = np.zeros(1, dtype=np.float32)
-        return QuantizedTensor(symbols, zero, zero.copy(), 0.0, 0.0, 0.0)
-
-    if block_size <= 0 or block_size >= n:
-        lo_s, hi_s = float(x.min()), float(x.max())
-        if not (math.isfinite(lo_s) and math.isfinite(hi_s)):  # the array path words the error
-            _grid(np.array([lo_s]), np.array([hi_s]), bits, name)
-        offsets, steps, inv = _grid_scalar(lo_s, hi_s, bits, name)
-        lo = offsets
-        hi = np.array([hi_s], dtype=np.float32)
-        sq_units = 0.0
-        for start in range(0, n, CHUNK):
-            stop = min(n, start + CHUNK)
-            sq_units += float(
-                rounder.round_rows(
-                    x[start:stop].reshape(1, -1),
-                    offsets.reshape(1, 1),
-                    inv.reshape(1, 1),
-                    symbols[start:stop].reshape(1, -1),
-                )[0]
-            )
-        sq_err = sq_units * float(steps[0]) ** 2
-        bound = n * float(steps[0]) ** 2 / 4.0
-        return QuantizedTensor(symbols, offsets, steps, sq_err, bound, float(hi[0]) - float(lo[0]))
-
-    full = n // block_size
-    tail = n - full * block_size
-    blocks = x[: full * block_size].reshape(full, block_size)
-    lo_list = [blocks.min(axis=1)]
-    hi_list = [blocks.max(axis=1)]
-    if tail:
-        lo_list.append(np.array([x[full * block_size :].min()], dtype=np.float32))
-        hi_list.append(np.array([x[full * block_size :].max()], dtype=np.float32))
-    lo = np.concatenate(lo_list)
-    hi = np.concatenate(hi_list)
-    offsets, steps = _grid(lo, hi, bits, name)
+) -> Quantized:
+    """Stochastically quantize non-empty 1-D float32 ``arrays`` (laid out as ``groups``) to
+    ``bits`` bits. Raises :class:`EncodeInputError` naming the tensor for NaN/inf values or
+    ranges float32 scales cannot hold."""
+    src = _Source(arrays, groups.tensor_starts)
+    lo, hi = _min_max(src, groups)
+    offsets, steps = _grid(lo, hi, bits, groups, names)
     inv = _inverse(steps)
-    sq_rows = np.zeros(lo.size, dtype=np.float64)
-    rows = max(1, CHUNK // block_size)
-    sym_blocks = symbols[: full * block_size].reshape(full, block_size)
-    for r0 in range(0, full, rows):
-        r1 = min(full, r0 + rows)
-        for c0 in range(0, block_size, CHUNK):  # blocks larger than a chunk: split columns
-            c1 = min(block_size, c0 + CHUNK)
-            sq_rows[r0:r1] += rounder.round_rows(
-                blocks[r0:r1, c0:c1],
-                offsets[r0:r1, None],
-                inv[r0:r1, None],
-                sym_blocks[r0:r1, c0:c1],
+    symbols = np.empty(groups.total, dtype=np.uint8 if bits <= 8 else np.uint16)
+    sq_units = np.zeros(steps.size, dtype=np.float64)
+    rounder = _Rounder(bitgen, groups.total)
+    lo_list, inv_list = offsets.tolist(), inv.tolist()
+    for start, stop, g0, g1, kind in groups.windows:
+        x = src.values(start, stop)
+        sym = symbols[start:stop]
+        if kind == SCALAR:
+            err = rounder.round(x, np.float32(lo_list[g0]), np.float32(inv_list[g0]), sym)
+            sq_units[g0] += float(np.dot(err, err))
+        elif kind == ROWS:
+            shape = (g1 - g0, (stop - start) // (g1 - g0))
+            err = rounder.round(
+                x.reshape(shape), offsets[g0:g1, None], inv[g0:g1, None], sym.reshape(shape)
             )
-    if tail:
-        for start in range(full * block_size, n, CHUNK):
-            stop = min(n, start + CHUNK)
-            sq_rows[-1] += rounder.round_rows(
-                x[start:stop].reshape(1, -1),
-                offsets[-1:, None],
-                inv[-1:, None],
-                symbols[start:stop].reshape(1, -1),
-            )[0]
+            sq_units[g0:g1] += np.einsum("ij,ij->i", err, err)
+        else:
+            counts = groups.counts[g0:g1]
+            err = rounder.round(
+                x, np.repeat(offsets[g0:g1], counts), np.repeat(inv[g0:g1], counts), sym
+            )
+            np.multiply(err, err, out=err)
+            sq_units[g0:g1] += np.add.reduceat(err, groups.starts[g0:g1] - start)
     step2 = steps.astype(np.float64) ** 2
-    counts = np.full(lo.size, block_size, dtype=np.float64)
-    if tail:
-        counts[-1] = tail
-    return QuantizedTensor(
+    per_tensor = groups.tensor_groups[:-1]
+    return Quantized(
         symbols,
         offsets,
         steps,
-        float(np.dot(sq_rows, step2)),
-        float(np.dot(counts, step2)) / 4.0,
-        float(hi.max()) - float(lo.min()),
+        np.add.reduceat(sq_units * step2, per_tensor) if per_tensor.size else sq_units,
+        np.add.reduceat(groups.counts * step2, per_tensor) / 4.0 if per_tensor.size else sq_units,
+        (
+            np.maximum.reduceat(hi.astype(np.float64), per_tensor)
+            - np.minimum.reduceat(lo.astype(np.float64), per_tensor)
+            if per_tensor.size
+            else sq_units
+        ),
     )
 
 
 def dequantize(
-    symbols: np.ndarray,
+    symbols: Callable[[int, int], np.ndarray],
     offsets: np.ndarray,
     steps: np.ndarray,
-    block_size: int,
-    out: Optional[np.ndarray] = None,
+    groups: Groups,
+    out: np.ndarray,
 ) -> np.ndarray:
-    """float32 values ``offset + step * symbol`` per group (the inverse grid of :func:`quantize`).
+    """float32 values ``offset + step * symbol`` per group into ``out`` (the inverse grid of
+    :func:`quantize`). ``symbols(start, stop)`` returns the symbols of one chunk (``start`` a
+    multiple of CHUNK); ``offsets``/``steps`` hold one entry per group (the decoder checks).
 
-    ``offsets`` and ``steps`` must hold :func:`group_count` entries (the frame decoder checks).
+    Chunk by chunk, so the symbols and the values stay in cache: the symbols are cast to
+    float32 into ``out``, then every window of the chunk is scaled and shifted in place (the
+    same float32 products as ``multiply(symbol, step, dtype=float32)``).
     """
-    n = symbols.size
-    if out is None:
-        out = np.empty(n, dtype=np.float32)
-    if n == 0:
-        return out
-    if block_size <= 0 or block_size >= n:
-        step = np.float32(steps[0])
-        lo = np.float32(offsets[0])
-        for start in range(0, n, CHUNK):
-            part = out[start : start + CHUNK]
-            np.multiply(symbols[start : start + CHUNK], step, out=part, dtype=np.float32)
-            part += lo
-        return out
-    full = n // block_size
-    rows = max(1, CHUNK // block_size)
-    out_blocks = out[: full * block_size].reshape(full, block_size)
-    sym_blocks = symbols[: full * block_size].reshape(full, block_size)
-    for r0 in range(0, full, rows):
-        r1 = min(full, r0 + rows)
-        part = out_blocks[r0:r1]
-        np.multiply(sym_blocks[r0:r1], steps[r0:r1, None], out=part, dtype=np.float32)
-        part += offsets[r0:r1, None]
-    if full * block_size < n:
-        part = out[full * block_size :]
-        np.multiply(symbols[full * block_size :], steps[-1], out=part, dtype=np.float32)
-        part += offsets[-1]
+    lo_list, step_list = offsets.tolist(), steps.tolist()
+    windows = groups.windows
+    w = 0
+    for c0 in range(0, groups.total, CHUNK):
+        c1 = min(groups.total, c0 + CHUNK)
+        np.copyto(out[c0:c1], symbols(c0, c1))
+        while w < len(windows) and windows[w][0] < c1:
+            start, stop, g0, g1, kind = windows[w]
+            w += 1
+            part = out[start:stop]
+            if kind == SCALAR:
+                part *= np.float32(step_list[g0])
+                part += np.float32(lo_list[g0])
+            elif kind == ROWS:
+                rows = part.reshape(g1 - g0, -1)
+                rows *= steps[g0:g1, None]
+                rows += offsets[g0:g1, None]
+            else:
+                counts = groups.counts[g0:g1]
+                part *= np.repeat(steps[g0:g1], counts)
+                part += np.repeat(offsets[g0:g1], counts)
     return out

@@ -34,6 +34,20 @@ def manifest_offset() -> int:
     return FIXED_HEADER_BYTES
 
 
+def manifest_parts(frame: bytes) -> Dict[str, int]:
+    """Offsets inside the manifest (relative to its start) of the version-2 layout: the tensor
+    table (8 bytes a row), the names, the dims, the scales (G offsets, then G steps)."""
+    m = FIXED_HEADER_BYTES
+    (n,) = struct.unpack_from("<I", frame, m + 8)
+    rows = [struct.unpack_from("<HBBB", frame, m + 12 + 8 * i) for i in range(n)]
+    names = 12 + 8 * n
+    dims = names + sum(r[0] for r in rows)
+    scales = dims + 8 * sum(r[3] for r in rows)
+    (manifest_bytes,) = struct.unpack_from("<I", frame, OFF_MANIFEST)
+    return {"table": 12, "names": names, "dims": dims, "scales": scales,
+            "groups": (manifest_bytes - scales) // 8}  # fmt: skip
+
+
 def small_state(seed: int = 0) -> Dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {

@@ -15,6 +15,7 @@ import zstandard
 from greenfed import codec
 from greenfed.codec import (
     FIXED_HEADER_BYTES,
+    VERSION,
     BadMagicError,
     BitsOutOfRangeError,
     ChecksumMismatchError,
@@ -48,6 +49,7 @@ from .frames import (
     OFF_RAW,
     OFF_RESERVED,
     OFF_VERSION,
+    manifest_parts,
     reseal,
     set_field,
     small_frames,
@@ -138,11 +140,29 @@ def test_identity_and_version() -> None:
     frame = q4_frame()
     with pytest.raises(BadMagicError, match="not a greenfed"):
         decode(b"PK\x03\x04" + frame[4:], **LIMITS)
-    with pytest.raises(UnsupportedVersionError, match="upgrade"):
-        decode(set_field(frame, OFF_VERSION, "H", 2), **LIMITS)
+    with pytest.raises(UnsupportedVersionError, match=r"newer greenfed.*upgrade this side"):
+        decode(set_field(frame, OFF_VERSION, "H", VERSION + 1), **LIMITS)
     dec = FrameDecoder(**LIMITS)
     with pytest.raises(UnsupportedVersionError):
         dec.feed(set_field(frame, OFF_VERSION, "H", 9)[:6])  # known after 6 bytes
+
+
+# A real version-1 frame, written by the codec before the format change of issue 18
+# (commit b5009e5): encode({"w": np.arange(8, dtype=np.float32) / 8}, CodecConfig(bits=4, seed=0)).
+V1_FRAME = bytes.fromhex(
+    "47465543010001007800000000000000230000000000000004000000000000000d00000000000000"
+    "0004000000000000010000000100770b020100080000000000000000000000feee6e3d28b52ffd20"
+    "0421000002478bdf567df3b97e6376fe8830d59c3e4363a8f0811f76e2b00e2001ec9996fcd295a2"
+)
+
+
+def test_a_version_1_frame_gets_a_clear_error() -> None:
+    assert VERSION == 2 and hashlib.sha256(V1_FRAME[:-32]).digest() == V1_FRAME[-32:]
+    with pytest.raises(UnsupportedVersionError, match=r"version 1 .* older greenfed.*upgrade"):
+        decode(V1_FRAME, **LIMITS)
+    dec = FrameDecoder(**LIMITS)
+    with pytest.raises(UnsupportedVersionError, match="older"):
+        dec.feed(V1_FRAME[:6])  # refused as soon as the version field is in
 
 
 def test_header_fields() -> None:
@@ -187,19 +207,21 @@ def test_bits_mode_and_manifest_structure() -> None:
         decode(manifest_edit(frame, 8, "I", 50), **LIMITS)
     # first tensor name "conv.weight": make it invalid utf-8, then a duplicate
     with pytest.raises(ManifestError, match="UTF-8"):
-        decode(manifest_edit(frame, 14, "B", 0xFF), **LIMITS)
+        decode(manifest_edit(frame, manifest_parts(frame)["names"], "B", 0xFF), **LIMITS)
     fp32 = encode({"a": np.zeros(2), "b": np.zeros(2)}, CodecConfig(mode="fp32")).frame
+    names = manifest_parts(fp32)["names"]
     with pytest.raises(ManifestError, match="twice"):
-        decode(manifest_edit(fp32, 29, "B", ord("a")), **LIMITS)  # second name "b" -> "a"
-    # dtype code of "a" (after 12-byte head + 2-byte length + 1-byte name)
+        decode(manifest_edit(fp32, names + 1, "B", ord("a")), **LIMITS)  # "b" -> "a"
+    # dtype code of "a": its table row starts with the u16 name length
     with pytest.raises(ManifestError, match="dtype"):
-        decode(manifest_edit(fp32, 15, "B", 99), **LIMITS)
+        decode(manifest_edit(fp32, manifest_parts(fp32)["table"] + 2, "B", 99), **LIMITS)
+    with pytest.raises(ManifestError, match="layout"):
+        decode(manifest_edit(frame, 2, "B", 7), **LIMITS)
 
 
 def first_scale_offset(frame: bytes) -> int:
-    """Offset (in the manifest) of tensor 0's scales in the q4 frame: a 3-d float tensor."""
-    name = b"conv.weight"
-    return 12 + 2 + len(name) + 4 + 8 * 3
+    """Offset (in the manifest) of the first group's offset in the q4 frame."""
+    return manifest_parts(frame)["scales"]
 
 
 @pytest.mark.parametrize(
@@ -209,7 +231,9 @@ def first_scale_offset(frame: bytes) -> int:
 )  # fmt: skip
 def test_scales(which: str, value: float) -> None:
     frame = q4_frame()
-    rel = first_scale_offset(frame) + (0 if which == "offset" else 4)
+    rel = first_scale_offset(frame) + (
+        0 if which == "offset" else 4 * manifest_parts(frame)["groups"]
+    )
     with pytest.raises(InvalidScaleError, match="forged"):
         decode(manifest_edit(frame, rel, "f", value), **LIMITS)
 
@@ -240,7 +264,7 @@ def test_decoded_size_limit_uses_the_manifest() -> None:
     with pytest.raises(DecodedTooLargeError, match="400000"):
         decode(frame, max_frame_bytes=1 << 20, max_decoded_bytes=399_999)
     # a forged shape of 2**40 elements: refused from the manifest, nothing allocated
-    forged = manifest_edit(frame, 12 + 2 + 1 + 4, "Q", 1 << 40)
+    forged = manifest_edit(frame, manifest_parts(frame)["dims"], "Q", 1 << 40)
     with pytest.raises(CodecError):
         decode(forged, max_frame_bytes=1 << 20, max_decoded_bytes=GB)
 

@@ -170,27 +170,24 @@ def with_bits(frame: bytes, bits: int) -> bytes:
     return reseal(bytes(b))
 
 
-def first_scale_offset(frame: bytes) -> int:
-    """Byte offset of the first quantized tensor's float32 offset (its step follows G later)."""
-    n = struct.unpack_from("<I", frame, 48)[0]  # n_tensors, after mode, bits, reserved, block
-    pos = 52
-    for _ in range(n):
-        (name_len,) = struct.unpack_from("<H", frame, pos)
-        pos += 2 + name_len
-        _, enc, ndim, _ = struct.unpack_from("<BBBB", frame, pos)
-        pos += 4
-        pos += 8 * ndim
-        if enc == 2:
-            return pos
-    raise AssertionError("no quantized tensor in the frame")
+def scale_offsets(frame: bytes) -> Tuple[int, int]:
+    """Byte offsets of the first scale group's float32 offset and of its step (codec frame
+    version 2: a table row of 8 bytes per tensor, the names, the dims, then the offsets of every
+    group followed by their steps)."""
+    h = _header(frame)
+    n = struct.unpack_from("<I", frame, 48)[0]  # n_tensors, after mode, bits, layout, block
+    rows = [struct.unpack_from("<HBBB", frame, 52 + 8 * i) for i in range(n)]
+    if not any(enc == 2 for _, _, enc, _ in rows):
+        raise AssertionError("no quantized tensor in the frame")
+    scales = 52 + 8 * n + sum(r[0] for r in rows) + 8 * sum(r[3] for r in rows)
+    groups = (40 + h["manifest"] - scales) // 8
+    return scales, scales + 4 * groups
 
 
 def with_scale(frame: bytes, value: float, which: str = "offset") -> bytes:
-    pos = first_scale_offset(frame)
-    if which == "step":
-        pos += 4  # per-tensor scales: G = 1
+    offset, step = scale_offsets(frame)
     b = bytearray(frame)
-    struct.pack_into("<f", b, pos, value)
+    struct.pack_into("<f", b, step if which == "step" else offset, value)
     return reseal(bytes(b))
 
 
