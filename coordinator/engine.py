@@ -201,6 +201,7 @@ class Engine(RoundDriver):
                         max_frame_bytes=self.cfg.max_update_bytes,
                         max_decoded_bytes=self._decoded_limit(),
                         template=template_of(self.params),
+                        verified_sha256=manifest.sha256,  # Spool.receive hashed these bytes
                     )
                 except codec.CodecError as e:
                     raise InvalidUpdate(f"update frame rejected by the codec: {e}") from e

@@ -265,6 +265,7 @@ class Agent:
                     frame,
                     max_frame_bytes=self.cfg.max_model_bytes,
                     max_decoded_bytes=4 * self.cfg.max_model_bytes,
+                    verified_sha256=a.model_sha256,  # client.download hashed these bytes
                 )
             )
         finally:

@@ -240,13 +240,18 @@ def decode(
     max_decoded_bytes: int,
     template: Optional[Template] = None,
     expected_sha256: Optional[str] = None,
+    verified_sha256: Optional[str] = None,
 ) -> Dict[str, np.ndarray]:
     """Decode a whole frame into ``{name: array}`` (names, order, shapes and dtypes preserved).
 
     ``max_frame_bytes`` bounds the frame, ``max_decoded_bytes`` the decompressed payload and
     the decoded tensors; both are checked before allocating. ``template`` maps each expected
     name to ``(shape, dtype)``; ``expected_sha256`` is the hex digest the sender declared.
-    Raises only :class:`~greenfed.codec.errors.CodecError` subclasses.
+    ``verified_sha256``: the caller has already hashed exactly these bytes and found this hex
+    digest equal to what the sender declared (the coordinator's upload spool and the agent's
+    download do): the bytes are the sender's, so the trailer is not hashed a second time;
+    every structural and size check still runs. Raises only
+    :class:`~greenfed.codec.errors.CodecError` subclasses.
     """
     max_frame_bytes = _check_limit("max_frame_bytes", max_frame_bytes)
     max_decoded_bytes = _check_limit("max_decoded_bytes", max_decoded_bytes)
@@ -270,8 +275,11 @@ def decode(
             f"{len(buf) - header.frame_bytes} bytes follow the frame's declared end "
             f"({header.frame_bytes} bytes): two frames concatenated, or a corrupt header"
         )
-    sha = _verify_trailer(buf, hashlib.sha256(buf[:-TRAILER_BYTES]))
-    _check_expected_sha(sha, expected_sha256)
+    if verified_sha256 is None:
+        sha = _verify_trailer(buf, hashlib.sha256(buf[:-TRAILER_BYTES]))
+        _check_expected_sha(sha, expected_sha256)
+    else:
+        _check_expected_sha(verified_sha256.lower(), expected_sha256)
     return _decode_body(buf, header, max_decoded_bytes, template)
 
 

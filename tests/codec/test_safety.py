@@ -190,6 +190,23 @@ def test_checksum() -> None:
         decode(good, **LIMITS, expected_sha256="0" * 64)
 
 
+def test_a_transport_verified_frame_skips_only_the_trailer_hash() -> None:
+    """The coordinator's spool (and the agent's download) hash the whole frame against the
+    sender's declaration; decode then does not hash it again, but checks everything else."""
+    good = q4_frame()
+    sha = hashlib.sha256(good).hexdigest()
+    same = decode(good, **LIMITS)
+    fast = decode(good, **LIMITS, verified_sha256=sha, expected_sha256=sha)
+    assert all(np.array_equal(same[k], fast[k]) for k in same)
+    with pytest.raises(ChecksumMismatchError, match="declared"):
+        decode(good, **LIMITS, verified_sha256=sha, expected_sha256="0" * 64)
+    broken = bytearray(good)
+    broken[-40] ^= 0x01  # a bad trailer: the sender's own (hashed) bytes, decoded anyway
+    decode(bytes(broken), **LIMITS, verified_sha256="ab" * 32)
+    with pytest.raises(codec.CodecError):  # structure is still checked
+        decode(bytes(good[:-50]) + bytes(50), **LIMITS, verified_sha256="ab" * 32)
+
+
 def manifest_edit(frame: bytes, rel: int, fmt: str, value: float) -> bytes:
     return set_field(frame, manifest_start() + rel, fmt, value)  # type: ignore[arg-type]
 
