@@ -35,6 +35,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(format_report(report))
-        print(format_torch_report(report["torch"]))
+        print(format_report(report, format_torch_report(report["torch"]).splitlines()))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .base import SourceContext
 from .cpufreq import CpuFreq
@@ -138,8 +138,8 @@ def _gpu_lines(g: Dict[str, Any]) -> List[str]:
     ]
 
 
-def format_report(rep: Dict[str, Any]) -> str:
-    """Human-readable text of :func:`build_report`."""
+def format_report(rep: Dict[str, Any], extra: Sequence[str] = ()) -> str:
+    """Human-readable text of :func:`build_report`; ``extra`` lines go before the notes."""
     lines = [
         f"board:   {rep['board']['model'] or '(no device-tree model)'}"
         f"  [class {rep['board']['board_class']}]",
@@ -187,6 +187,7 @@ def format_report(rep: Dict[str, Any]) -> str:
     )
     lines.extend(_gpu_lines(rep["gpu"]))
     lines.append(f"jtop:    {rep['jtop']}")
+    lines.extend(extra)
     for n in rep["notes"]:
         lines.append(f"note:    {n}")
     return "\n".join(lines)
