@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple
 
 import pytest
 
@@ -47,6 +47,27 @@ class CubicBoard(ScriptedSource):
         return PowerReading(power_w=IDLE + (KAPPA * f**3 if self.busy else 0.0))
 
 
+def drive(
+    board: CubicBoard, mon: PowerMonitor, clock: FakeClock, samples: int
+) -> Tuple[Callable[[float], None], Callable[[], int]]:
+    """The rest and the workload of a synthetic board, each advancing the fake clock in
+    sampler periods (0.1 s): the board is busy only while the workload runs."""
+
+    def idle_sleep(seconds: float) -> None:
+        board.busy = False
+        for _ in range(round(seconds / 0.1)):
+            clock.advance(0.1)
+            mon.sample_now()
+
+    def workload() -> int:
+        board.busy = True
+        clock.advance(0.1)
+        mon.sample_now()
+        return samples
+
+    return idle_sleep, workload
+
+
 def test_fit_kappa_and_step_choice() -> None:
     pts = [(f, KAPPA * f**3) for f in (1e9, 1.5e9, 2e9)]
     assert fit_kappa(pts) == pytest.approx(KAPPA)
@@ -61,21 +82,7 @@ def test_calibration_recovers_kappa_cycles_and_uplink(tree: Any, tmp_path: Path)
     board = CubicBoard(root)
     cpu = CpuFreq(root)
     mon = PowerMonitor(board, cpu, SensingConfig(), clock=clock)
-
-    def sleep(seconds: float) -> None:
-        for _ in range(round(seconds / 0.1)):
-            clock.advance(0.1)
-            mon.sample_now()
-
-    def workload() -> int:
-        board.busy = True
-        clock.advance(0.1)
-        mon.sample_now()
-        return 32
-
-    def idle_sleep(seconds: float) -> None:
-        board.busy = False
-        sleep(seconds)
+    idle_sleep, workload = drive(board, mon, clock, 32)
 
     with LoopbackSink() as sink:
 
@@ -171,18 +178,7 @@ def test_calibration_on_the_gpu_clock_fits_kappa_per_gpu_cycle(tree: Any) -> Non
     board = CubicGpuBoard(root)
     gpu = GpuFreq(root)
     mon = PowerMonitor(board, gpu, SensingConfig(), clock=clock)
-
-    def idle_sleep(seconds: float) -> None:
-        board.busy = False
-        for _ in range(round(seconds / 0.1)):
-            clock.advance(0.1)
-            mon.sample_now()
-
-    def workload() -> int:
-        board.busy = True
-        clock.advance(0.1)
-        mon.sample_now()
-        return 64
+    idle_sleep, workload = drive(board, mon, clock, 64)
 
     prof = calibrate(
         mon,

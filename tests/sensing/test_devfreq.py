@@ -1,6 +1,6 @@
 """The Jetson GPU clock through devfreq: discovery on four real layouts, probe, a monitor window
-with the GPU as the compute clock, DVFS apply/restore in an order the kernel accepts, and the
-signal-safe restore shared with cpufreq.
+with the GPU as the compute clock, and DVFS apply/restore in an order the kernel accepts (the
+signal-safe restore, shared with cpufreq, is in test_clock_guard.py).
 
 The trees (``fixtures/``, sources in fixtures/README.md) hold the GPU's devfreq node as it is
 named on each module and JetPack: Orin on JetPack 6 (``17000000.gpu``), AGX Orin on JetPack 5
@@ -10,7 +10,6 @@ named on each module and JetPack: Orin on JetPack 6 (``17000000.gpu``), AGX Orin
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -174,29 +173,6 @@ def test_apply_below_a_raised_min_lowers_min_first_and_restores_it(
         "max_freq=1300500000",
         "min_freq=624750000",
     ]
-
-
-def test_sigterm_and_exit_restore_the_gpu_clamp(tree: Callable[[str], Path]) -> None:
-    root = tree("xavier_nx_jp5")
-    node = "17000000.gv11b"
-    seen: List[int] = []
-    original = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))
-    try:
-        gpu = GpuFreq(root)
-        assert gpu.apply(600e6).applied
-        assert limits(root, node) == [114750000, 701250000]
-        handler = signal.getsignal(signal.SIGTERM)
-        assert callable(handler)
-        handler(signal.SIGTERM, None)  # the shared guard: restore, then the previous handler
-        assert limits(root, node) == [114750000, 1109250000] and seen == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGTERM) != handler
-        assert gpu.apply(200e6).applied
-        gpu._atexit()
-        assert limits(root, node) == [114750000, 1109250000]
-        gpu.restore()
-    finally:
-        signal.signal(signal.SIGTERM, original)
 
 
 def test_dvfs_unavailable_when_max_freq_is_not_writable(
