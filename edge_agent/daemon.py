@@ -90,7 +90,8 @@ class Agent:
             return profile
         if not self.cfg.quick_calibration:
             raise FileNotFoundError(
-                f"no calibration profile at {path}: run `greenfed-agent calibrate --out {path}`"
+                f"no calibration profile at {path}: run "
+                f"`greenfed-agent calibrate --device {self.device} --out {path}`"
             )
         log.info(
             "no calibration profile at %s: running a quick calibration (a few seconds); "

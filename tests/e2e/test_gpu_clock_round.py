@@ -63,7 +63,7 @@ def test_round_record_carries_the_gpu_clock_and_the_gpu_rail(
     assert a["freq_hz"] in GPU_STEPS  # the allocator chose among the GPU's steps
     (rep,) = rows(c.db, "SELECT * FROM reports WHERE round = 0")
     assert rep["dvfs_applied"] == 1 and rep["applied_freq_hz"] == a["freq_hz"]
-    assert rep["mean_freq_hz"] == 612e6  # the tree's GPU cur_freq, not a CPU clock
+    assert rep["mean_freq_hz"] == pytest.approx(612e6)  # the GPU cur_freq, not a CPU clock
     assert rep["power_source"] == "ina3221-hwmon" and rep["estimated"] == 0
     assert rep["gpu_rail"] == "VDD_CPU_GPU_CV (CPU, GPU and CV combined)"
     # the tree's rails are constant: the GPU rail's share of the total is theirs
