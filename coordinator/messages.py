@@ -24,6 +24,8 @@ class Registration:
     bits_max: int  # 0: any
     link_mbps: float  # the agent's emulated uplink rate, 0 when none
     agent_version: str = ""
+    train_device: str = ""  # where it trains: "cpu" or "cuda" ("" from older agents: cpu)
+    device_name: str = ""  # e.g. "cuda:0 Orin"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Window:
-    """One measurement window of a round (energies J, powers W, durations s, frequency Hz)."""
+    """One measurement window of a round (energies J, powers W, durations s, frequency Hz).
+
+    ``mean_freq_hz`` is the compute clock's (the GPU's when the device trains on CUDA);
+    ``gpu_energy_j`` is the GPU rail's part of ``energy_j`` (0 with ``gpu_rail`` "": none)."""
 
     name: str
     energy_j: float
@@ -54,6 +59,8 @@ class Window:
     source: str
     scope: str
     estimated: bool
+    gpu_energy_j: float = 0.0
+    gpu_rail: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class Report:
     link_mbps: float
     error: str
     raw_json: str = field(default="{}", compare=False)
+    train_device: str = ""  # where this round trained: "cpu" or "cuda" ("": an older agent)
 
     def window(self, name: str) -> Optional[Window]:
         return next((w for w in self.windows if w.name == name), None)

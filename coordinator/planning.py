@@ -25,6 +25,8 @@ from greenfed import codec
 
 log = logging.getLogger(__name__)
 
+# f is the compute clock each device reported (its CPU's, or its GPU's when it trains on
+# CUDA): ranges and steps come from its profile, never from assumed CPU figures.
 NOMINAL_FREQ_HZ = 1.0e9  # used only when a device reports no frequency at all (said in notes)
 
 
@@ -78,10 +80,12 @@ def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]
     f_min = float(p.get("f_min_hz") or 0.0) or min(steps_seen, default=0.0) or f_max
     if f_max <= 0:
         f_min = f_max = NOMINAL_FREQ_HZ
-        notes.append(f"{row['id']}: no CPU frequency known, nominal {NOMINAL_FREQ_HZ:g} Hz used")
+        notes.append(
+            f"{row['id']}: no compute-clock frequency known, nominal {NOMINAL_FREQ_HZ:g} Hz used"
+        )
     if p.get("clock") == "nominal":
         notes.append(
-            f"{row['id']}: CPU clock unreadable; planned in seconds per sample at its fixed "
+            f"{row['id']}: compute clock unreadable; planned in seconds per sample at its fixed "
             f"clock (a nominal {f_max:g} Hz reference, not a reading)"
         )
     steps = tuple(float(s) for s in p.get("f_steps_hz") or ())

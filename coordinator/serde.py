@@ -32,6 +32,8 @@ def registration_from_pb(req: pb.RegisterRequest) -> Registration:
         bits_max=int(req.bits_max),
         link_mbps=float(req.link_mbps),
         agent_version=req.agent_version,
+        train_device=req.train_device,
+        device_name=req.device_name,
     )
 
 
@@ -60,6 +62,8 @@ def window_from_pb(w: pb.EnergyWindow) -> Window:
         source=w.source,
         scope=w.scope,
         estimated=bool(w.estimated),
+        gpu_energy_j=w.gpu_energy_j,
+        gpu_rail=w.gpu_rail,
     )
 
 
@@ -86,6 +90,7 @@ def report_from_pb(req: pb.RoundReport) -> Report:
         emulated_link=bool(req.emulated_link),
         link_mbps=req.link_mbps,
         error=req.error,
+        train_device=req.train_device,
         raw_json=json_format.MessageToJson(req, preserving_proto_field_name=True, indent=None),
     )
 

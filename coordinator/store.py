@@ -119,8 +119,17 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# Issue 14: where a device trains (cpu / cuda) and the GPU rail's energy beside the total.
+_TRAIN_DEVICE_AND_GPU_RAIL = """
+ALTER TABLE devices ADD COLUMN train_device TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN device_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE reports ADD COLUMN train_device TEXT;
+ALTER TABLE reports ADD COLUMN compute_gpu_energy_j REAL;
+ALTER TABLE reports ADD COLUMN gpu_rail TEXT;
+"""
+
 #: Migration i takes a store from version i to i + 1.
-MIGRATIONS: List[str] = [_SCHEMA_V1]
+MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -165,12 +174,17 @@ def registration_columns(reg: Registration) -> Dict[str, Any]:
         "bits_min": reg.bits_min,
         "bits_max": reg.bits_max,
         "link_mbps": reg.link_mbps,
+        "train_device": reg.train_device or "cpu",
+        "device_name": reg.device_name,
         "revoked": 0,
     }
 
 
 def report_columns(rep: Report) -> Dict[str, Any]:
-    """The reports row of a round report: the compute and communicate windows flattened."""
+    """The reports row of a round report: the compute and communicate windows flattened.
+
+    ``mean_freq_hz`` is the compute clock the device reported (its GPU's under CUDA);
+    ``compute_gpu_energy_j`` the GPU rail's part of ``compute_energy_j`` (None: no rail)."""
     comp = rep.window("compute")
     comm = rep.window("communicate")
     ref = comp or comm
@@ -185,6 +199,9 @@ def report_columns(rep: Report) -> Dict[str, Any]:
         "power_scope": ref.scope if ref else "",
         "estimated": int(any(w.estimated for w in rep.windows)),
         "mean_freq_hz": comp.mean_freq_hz if comp else None,
+        "compute_gpu_energy_j": comp.gpu_energy_j if comp and comp.gpu_rail else None,
+        "gpu_rail": (comp.gpu_rail or None) if comp else None,
+        "train_device": rep.train_device or "cpu",
         "applied_freq_hz": rep.applied_freq_hz,
         "dvfs_applied": int(rep.dvfs_applied),
         "bytes_up": rep.bytes_up,

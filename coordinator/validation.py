@@ -21,7 +21,7 @@ MAX_TEXT = 256  # longest free-text field a device may send (board names, reason
 MAX_ENERGY_J = 1e7  # ~2.8 kWh for one round of one board
 MAX_DURATION_S = 7 * 24 * 3600.0
 MAX_POWER_W = 1e4
-MAX_FREQ_HZ = 1e11
+MAX_FREQ_HZ = 1e11  # any compute clock (a CPU's, or a GPU's under CUDA): no CPU range assumed
 MAX_SAMPLES = 10**9
 MAX_WINDOWS = 16
 PROFILE_NUMBERS = (
@@ -70,6 +70,8 @@ def check_registration(reg: Registration, limit: int = MAX_TEXT) -> None:
         text(str(p.get(name) or ""), limit, f"profile.{name}")
     text(reg.board, limit, "board")
     text(reg.dvfs_reason, limit, "dvfs_reason")
+    text(reg.train_device, 16, "train_device")
+    text(reg.device_name, limit, "device_name")
     finite(reg.link_mbps, "link_mbps", 0.0, 1e6)
 
 
@@ -101,8 +103,11 @@ def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
         finite(w.mean_power_w, f"windows[{name}].mean_power_w", 0.0, MAX_POWER_W)
         finite(w.peak_power_w, f"windows[{name}].peak_power_w", 0.0, MAX_POWER_W)
         finite(w.mean_freq_hz, f"windows[{name}].mean_freq_hz", 0.0, MAX_FREQ_HZ)
+        # the GPU rail is a part of the window's total, never more than it
+        finite(w.gpu_energy_j, f"windows[{name}].gpu_energy_j", 0.0, w.energy_j * (1 + 1e-6))
         text(w.source, limit, "source")
         text(w.scope, limit, "scope")
+        text(w.gpu_rail, limit, "gpu_rail")
     for name in ("train_time_s", "upload_time_s", "download_time_s"):
         finite(getattr(rep, name), name, 0.0, MAX_DURATION_S)
     for name in (
@@ -120,3 +125,4 @@ def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
     finite(rep.applied_freq_hz, "applied_freq_hz", 0.0, MAX_FREQ_HZ)
     text(rep.error, 4 * limit, "error")
     text(rep.dvfs_reason, limit, "dvfs_reason")
+    text(rep.train_device, 16, "train_device")

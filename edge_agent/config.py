@@ -33,6 +33,7 @@ class AgentConfig:
     quick_calibration: bool = True  # calibrate briefly at start when no profile exists
     uplink_mbps: Optional[float] = None  # emulate a slow uplink (records say "emulated link")
     num_threads: int = 1  # torch threads for training (leave a core for I/O)
+    device: str = "auto"  # where rounds train: auto (CUDA when torch has a GPU), cpu, cuda
     bits_min: int = 0  # this device's own lowest acceptable bits (0: any)
     bits_max: int = 0  # highest useful bits (0: any)
     rpc_timeout_s: float = 60.0  # deadline of each unary call beyond the long poll
@@ -54,6 +55,8 @@ class AgentConfig:
             raise ConfigError("uplink_mbps must be > 0")
         if self.num_threads < 1:
             raise ConfigError("num_threads must be >= 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
         for name in ("bits_min", "bits_max"):
             v = getattr(self, name)
             if not 0 <= v <= 16:

@@ -1,8 +1,9 @@
 """The agent daemon: register, wait, train, encode, upload, report; measure every phase.
 
-One round on the board::
+One round on the board (on the training device: the CPU, or CUDA where torch has a GPU)::
 
-    apply CPU frequency (DVFS, if the OS allows)     -> dvfs_applied / reason in the report
+    apply the compute clock's frequency (DVFS, if the OS allows: the CPU's cpufreq, or the
+    Jetson GPU's devfreq when training on CUDA)    -> dvfs_applied / reason in the report
     [window "download"]     global model, sha256-checked
     [window "compute"]      local training (edge_agent.training: the mode the coordinator
                             names) + stochastic quantization of the update
@@ -29,7 +30,9 @@ from edge_agent.errors import Refused, Stopped
 from edge_agent.link import TokenBucket, mbps_to_bytes_per_s
 from edge_agent.pending import Pending, PendingStore
 from edge_agent.sensing import (
+    CalibrationError,
     CalibrationProfile,
+    ComputeClock,
     CpuFreq,
     PowerMonitor,
     WindowResult,
@@ -37,6 +40,7 @@ from edge_agent.sensing import (
 )
 from edge_agent.serde import codec_config_of, profile_pb, round_fields, window_pb
 from edge_agent.training import LocalPlan, LocalTraining, make_training
+from edge_agent.training.device import compute_clock, device_name, resolve_device
 from greenfed import __version__, codec
 from greenfed.v1 import fleet_pb2 as pb
 
@@ -44,14 +48,26 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    """The daemon. ``run()`` returns when the run is finished or ``stop`` is set."""
+    """The daemon. ``run()`` returns when the run is finished or ``stop`` is set.
 
-    def __init__(self, cfg: AgentConfig, stop: Optional[threading.Event] = None) -> None:
+    ``clock``: the compute clock, by default the training device's (the CPU's cpufreq, or
+    the Jetson GPU's devfreq under CUDA); given explicitly only to run the GPU-clock path on
+    a copied board tree while training on the CPU (tests, dry runs).
+    """
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        stop: Optional[threading.Event] = None,
+        clock: Optional[ComputeClock] = None,
+    ) -> None:
         self.cfg = cfg
         self.stop = stop or threading.Event()
         self.pending = PendingStore(cfg.state_dir)
         self.source = detect_power_source(cfg.sensing, cfg.sysfs_root)
         self.cpu = CpuFreq(cfg.sysfs_root)
+        self.device = resolve_device(cfg.device)
+        self.clock = clock or compute_clock(self.device, cfg.sysfs_root, self.cpu)
         self.profile: Optional[CalibrationProfile] = None
         self.monitor: Optional[PowerMonitor] = None
         self.client: Optional[FleetClient] = None
@@ -63,10 +79,19 @@ class Agent:
     def _load_profile(self) -> CalibrationProfile:
         path = self.cfg.profile_path
         if path.exists():
-            return CalibrationProfile.load(path)
+            profile = CalibrationProfile.load(path)
+            if profile.train_device != self.device:
+                raise CalibrationError(
+                    f"the profile at {path} was calibrated on {profile.train_device}, but this "
+                    f"run trains on {self.device}: its coefficients do not hold here. Run "
+                    f"`greenfed-agent calibrate --device {self.device} --out {path}`, or "
+                    f"`greenfed-agent run --device {profile.train_device}`"
+                )
+            return profile
         if not self.cfg.quick_calibration:
             raise FileNotFoundError(
-                f"no calibration profile at {path}: run `greenfed-agent calibrate --out {path}`"
+                f"no calibration profile at {path}: run "
+                f"`greenfed-agent calibrate --device {self.device} --out {path}`"
             )
         log.info(
             "no calibration profile at %s: running a quick calibration (a few seconds); "
@@ -76,12 +101,12 @@ class Agent:
         from edge_agent.sensing import LoopbackSink, calibrate
         from edge_agent.training.workloads import default_workload
 
-        workload, name = default_workload("auto", 64)
-        monitor = PowerMonitor(self.source, self.cpu, self.cfg.sensing)
+        workload, name = default_workload("auto", 64, device=self.device)
+        monitor = PowerMonitor(self.source, self.clock, self.cfg.sensing)
         with monitor, LoopbackSink() as sink:
             profile = calibrate(
                 monitor,
-                self.cpu,
+                self.clock,
                 workload,
                 sink.send,
                 workload_name=name,
@@ -90,6 +115,7 @@ class Agent:
                 step_s=1.5,
                 max_steps=1,
                 upload_bytes=1 << 20,
+                device=self.device,
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         profile.save(path)
@@ -104,11 +130,11 @@ class Agent:
         self.data = ddpm.load_data(self.cfg.data)
         self.profile = self._load_profile()
         self.monitor = PowerMonitor(
-            self.source, self.cpu, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
+            self.source, self.clock, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
         )
         self.monitor.start()
         self.client = FleetClient(self.cfg, self.stop)
-        status = self.cpu.dvfs_status()
+        status = self.clock.dvfs_status()
         reply = self.client.register(
             pb.RegisterRequest(
                 agent_version=__version__,
@@ -120,16 +146,20 @@ class Agent:
                 bits_min=self.cfg.bits_min,
                 bits_max=self.cfg.bits_max,
                 link_mbps=self.cfg.uplink_mbps or 0.0,
+                train_device=self.device,
+                device_name=device_name(self.device),
             )
         )
         self.trainer: LocalTraining = make_training(
-            json.loads(reply.model_config_json), self.data.images
+            json.loads(reply.model_config_json), self.data.images, self.device
         )
         self.max_update_bytes = int(reply.max_update_bytes)
         log.info(
-            "registered as %s with %d images; power: %s (%s)%s",
+            "registered as %s with %d images, training on %s (clock: %s); power: %s (%s)%s",
             reply.device_id,
             len(self.data),
+            device_name(self.device),
+            self.clock.name,
             self.source.name,
             self.source.scope,
             " ESTIMATED" if self.source.estimated else "",
@@ -138,7 +168,9 @@ class Agent:
     def close(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()
-        self.cpu.restore()
+        self.clock.restore()
+        if self.clock is not self.cpu:
+            self.cpu.restore()
         if self.client is not None:
             self.client.close()
 
@@ -185,9 +217,9 @@ class Agent:
         self.pending.clear(keep_round=a.round)
         # Measured from receipt, not from the coordinator's clock: boards' clocks drift.
         self._round_deadline = time.monotonic() + float(a.deadline_s)
-        dvfs = self.cpu.apply(a.freq_hz) if a.freq_hz > 0 else None
+        dvfs = self.clock.apply(a.freq_hz) if a.freq_hz > 0 else None
         windows: List[WindowResult] = []
-        report = pb.RoundReport(round=a.round, bits=a.bits)
+        report = pb.RoundReport(round=a.round, bits=a.bits, train_device=self.device)
         if dvfs is not None:
             report.dvfs_applied = dvfs.applied
             report.dvfs_reason = dvfs.reason
@@ -226,7 +258,7 @@ class Agent:
             raise
         finally:
             if dvfs is not None and dvfs.applied:
-                self.cpu.restore()
+                self.clock.restore()
             report.emulated_link = self.bucket is not None
             report.link_mbps = self.cfg.uplink_mbps or 0.0
             report.windows.extend(window_pb(w) for w in windows)

@@ -30,6 +30,8 @@ def window_pb(w: WindowResult) -> pb.EnergyWindow:
         source=w.source,
         scope=w.scope,
         estimated=w.estimated,
+        gpu_energy_j=w.gpu_energy_j or 0.0,
+        gpu_rail=w.gpu_rail[:256],
     )
 
 

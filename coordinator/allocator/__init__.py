@@ -1,4 +1,7 @@
-"""The energy allocator: per device quantization bits and CPU frequency for one round.
+"""The energy allocator: per device quantization bits and compute-clock frequency for one round.
+
+f is "the compute clock this device reported": its CPU's, or its GPU's when it trains on CUDA
+(a Jetson registers its GPU's devfreq range and steps then); nothing here assumes a CPU range.
 
 Pure functions (numpy in, numpy out, no I/O, no clock); see docs/allocator.md and DESIGN.md §3.
 

@@ -35,7 +35,7 @@ class DeviceCoeffs:
 
     id: str
     kappa: float  # effective switched capacitance, dynamic power = kappa * f**3
-    cycles: float  # CPU cycles of one round, C_k
+    cycles: float  # compute-clock cycles of one round, C_k (CPU's, or GPU's under CUDA)
     f_min_hz: float
     f_max_hz: float
     uplink_bytes_per_s: float

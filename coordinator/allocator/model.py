@@ -3,7 +3,8 @@
 All functions take a :class:`FleetArrays` (one numpy array per coefficient, one entry per device)
 and a bits array, and return numpy arrays; nothing here does I/O or reads a clock.
 
-Model for device k with q bits and CPU frequency f (units in the names)::
+Model for device k with q bits and compute-clock frequency f (the clock the device trains on:
+its CPU's, or its GPU's under CUDA; units in the names)::
 
     update_bytes   S_k(q)  = d*q/8 + h                       (h: codec headers, bytes)
     energy_j       E_k     = kappa_k*C_k*f**2 + e_k*S_k(q)   (compute + upload, dynamic part)

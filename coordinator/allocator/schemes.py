@@ -59,7 +59,7 @@ Planner = Callable[[FleetArrays, "Scheme"], Plan]
 
 
 def allocate(fleet: Union[Fleet, FleetArrays], scheme: Union[str, Scheme] = ON_DEMAND) -> Plan:
-    """Bits and CPU frequency per device for one round under ``scheme``; a pure function."""
+    """Bits and compute-clock frequency per device for one round under ``scheme``; pure."""
     arrays = fleet.to_arrays() if isinstance(fleet, Fleet) else fleet
     parsed = scheme if isinstance(scheme, Scheme) else Scheme.parse(scheme)
     return KINDS[parsed.kind].planner(arrays, parsed)

@@ -75,6 +75,13 @@ _REPORT_COLS = (
     "mean_freq_hz", "applied_freq_hz", "dvfs_applied", "bytes_up", "samples", "steps",
     "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error",
     "update_error_bound", "update_range", "update_norm",
+    # added by a later schema version: NULL when reading a store written before it
+    "train_device", "compute_gpu_energy_j", "gpu_rail",
+)  # fmt: skip
+_LATER_REPORT_COLS = ("train_device", "compute_gpu_energy_j", "gpu_rail")
+_DEVICE_COLS = (
+    "id", "samples", "board", "dvfs_available", "dvfs_reason", "link_mbps", "profile_json",
+    "coeffs_json", "train_device",
 )  # fmt: skip
 _RENAMED = {
     "p.bits": "report_bits",
@@ -92,13 +99,26 @@ _SELECT = [
     *_RENAMED.items(),
 ]
 DEVICE_ROUND_COLUMNS: List[str] = [alias for _, alias in _SELECT]
-_DEVICE_ROUND_SQL = (
-    "SELECT "
-    + ", ".join(f"{expr} AS {alias}" for expr, alias in _SELECT)
-    + " FROM assignments a JOIN rounds r ON r.round = a.round"
-    + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
-    + " ORDER BY a.round, a.device_id"
-)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> List[str]:
+    return [str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")]
+
+
+def _device_round_sql(report_cols: List[str]) -> str:
+    """The device-round query; columns a store's older schema lacks read as NULL."""
+    exprs = [
+        "NULL" if e.startswith("p.") and e[2:] in _LATER_REPORT_COLS and e[2:] not in report_cols
+        else e
+        for e, _ in _SELECT
+    ]  # fmt: skip
+    return (
+        "SELECT "
+        + ", ".join(f"{expr} AS {alias}" for expr, (_, alias) in zip(exprs, _SELECT))
+        + " FROM assignments a JOIN rounds r ON r.round = a.round"
+        + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
+        + " ORDER BY a.round, a.device_id"
+    )
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -123,14 +143,10 @@ def load_store(path: Path, label: Optional[str] = None) -> SchemeRecords:
     db = _connect_ro(path)
     try:
         rounds = [dict(r) for r in db.execute("SELECT * FROM rounds ORDER BY round")]
-        device_rounds = [dict(r) for r in db.execute(_DEVICE_ROUND_SQL)]
-        devices = [
-            dict(r)
-            for r in db.execute(
-                "SELECT id, samples, board, dvfs_available, dvfs_reason, link_mbps, "
-                "profile_json, coeffs_json FROM devices ORDER BY id"
-            )
-        ]
+        device_rounds = [dict(r) for r in db.execute(_device_round_sql(_columns(db, "reports")))]
+        have = _columns(db, "devices")
+        picked = ", ".join(c if c in have else f"NULL AS {c}" for c in _DEVICE_COLS)
+        devices = [dict(r) for r in db.execute(f"SELECT {picked} FROM devices ORDER BY id")]
     finally:
         db.close()
     name = label or (path.parent.parent.name if path.parent.name == "state" else path.stem)

@@ -10,6 +10,8 @@ Conventions (the report's text repeats them):
   is total minus the device's idle power over the same time. The allocator predicts dynamic
   energy, so predicted-vs-measured compares dynamic figures.
 - Per-round figures are totals divided by the number of completed rounds.
+- ``compute_gpu_energy_j`` is the GPU rail's part of the compute energy where the boards have
+  such a rail (None where none reported one): a part of the total, never added to it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class SchemeSummary:
     estimated: str = "none"  # "all", "some" or "none" of the counted device-rounds
     emulated_link: str = "none"
     link_mbps: List[float] = field(default_factory=list)
+    train_devices: List[str] = field(default_factory=list)  # "cpu", "cuda" (distinct)
+    compute_gpu_energy_j: Optional[float] = None  # the GPU rail's part of compute_energy_j
+    gpu_rails: List[str] = field(default_factory=list)
 
     @property
     def total_energy_j(self) -> float:
@@ -93,6 +98,8 @@ class SchemeSummary:
         row["error_budget"] = ";".join(f"{v:g}" for v in self.error_budget)
         row["power_sources"] = ";".join(f"{s} ({scope})" for s, scope in self.power_sources)
         row["link_mbps"] = ";".join(f"{v:g}" for v in self.link_mbps)
+        row["train_devices"] = ";".join(self.train_devices)
+        row["gpu_rails"] = ";".join(self.gpu_rails)
         return row
 
 
@@ -121,6 +128,7 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         if e is not None
     ]
     sources = sorted({(str(r["power_source"]), str(r["power_scope"])) for r in reported})
+    with_gpu = [r for r in reported if r.get("compute_gpu_energy_j") is not None]
     return SchemeSummary(
         scheme=records.scheme,
         store=str(records.store_path),
@@ -147,6 +155,9 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         estimated=_share([bool(r["estimated"]) for r in reported]),
         emulated_link=_share([bool(r["emulated_link"]) for r in reported]),
         link_mbps=sorted({float(r["link_mbps"]) for r in reported if r["link_mbps"]}),
+        train_devices=sorted({str(r.get("train_device") or "cpu") for r in reported}),
+        compute_gpu_energy_j=_sum(with_gpu, "compute_gpu_energy_j") if with_gpu else None,
+        gpu_rails=sorted({str(r["gpu_rail"]) for r in with_gpu if r.get("gpu_rail")}),
     )
 
 

@@ -31,6 +31,18 @@ def banner(summaries: Sequence[SchemeSummary]) -> List[str]:
         lines.append("Every energy figure was measured by a power sensor (see the sources).")
     for name, scope in sources:
         lines.append(f"power source: {name}; scope: {scope}")
+    devices = sorted({d for s in summaries for d in s.train_devices})
+    if "cuda" in devices:
+        lines.append(
+            f"training devices: {', '.join(devices)}; a device training on cuda registered, "
+            "was assigned and reported its GPU clock as the frequency f"
+        )
+    for s in summaries:
+        if s.compute_gpu_energy_j is not None:
+            lines.append(
+                f"{s.scheme}: GPU rail {'; '.join(s.gpu_rails)}: {s.compute_gpu_energy_j:,.1f} J "
+                f"of the {s.compute_energy_j:,.1f} J compute energy (a part of it, not added)"
+            )
     emu = {s.emulated_link for s in summaries}
     if "all" in emu or "some" in emu:
         rates = sorted({r for s in summaries for r in s.link_mbps})

@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training workload (auto: the DDPM if greenfed.ddpm is available)",
     )
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the workload runs, as `run --device` (auto: CUDA when torch has a GPU); "
+        "on CUDA the steps walked and the frequencies fitted are the Jetson GPU's",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print the profile as JSON")
 
@@ -36,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from edge_agent.sensing import (
-        CpuFreq,
         LoopbackSink,
         PowerMonitor,
         SensingError,
         calibrate,
         detect_power_source,
     )
+    from edge_agent.training.device import compute_clock, resolve_device
     from edge_agent.training.workloads import default_workload
     from greenfed.config import ConfigError
 
@@ -50,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         cfg = sensing_config(args)
+        device = resolve_device(args.device)
         source = detect_power_source(cfg, args.sysfs_root)
-        cpu = CpuFreq(args.sysfs_root)
-        workload, name = default_workload(args.workload, args.batch_size)
-        monitor = PowerMonitor(source, cpu, cfg)
+        clock = compute_clock(device, args.sysfs_root)
+        workload, name = default_workload(args.workload, args.batch_size, device=device)
+        monitor = PowerMonitor(source, clock, cfg)
         with monitor, LoopbackSink() as sink:
             profile = calibrate(
                 monitor,
-                cpu,
+                clock,
                 workload,
                 sink.send,
                 workload_name=name,
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 step_s=args.step_s,
                 max_steps=args.max_steps,
                 upload_bytes=int(args.upload_mib * (1 << 20)),
+                device=device,
             )
         profile.save(args.out)
     except (ConfigError, SensingError) as e:
@@ -81,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         epb = profile.energy_per_byte_j
         print(f"{tag}profile written to {args.out}")
         print(f"  source       {profile.source}: {profile.scope}")
+        print(f"  device       {profile.train_device}, clock {profile.clock}")
         print(f"  idle power   {profile.idle_power_w:.3f} W")
         single = " (single point)" if profile.kappa_single_point else ""
         print(f"  kappa        {kappa}{single}; {profile.dvfs}")

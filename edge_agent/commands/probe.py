@@ -8,7 +8,10 @@ import sys
 
 from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_config
 
-HELP = "show the power source, rails, CPU frequencies and DVFS support of this board"
+HELP = (
+    "show the power source, rails, CPU and GPU clocks, DVFS support, and what this torch "
+    "can train on (CUDA, torch.distributed)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_agent.sensing import SensingError, make_context
     from edge_agent.sensing.probe import build_report, format_report
+    from edge_agent.training.device import format_torch_report, torch_report
     from greenfed.config import ConfigError
 
     try:
@@ -27,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, SensingError) as e:
         print(f"probe: {e}", file=sys.stderr)
         return 2
+    report["torch"] = torch_report()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(format_report(report))
+        print(format_report(report, format_torch_report(report["torch"]).splitlines()))
     return 0

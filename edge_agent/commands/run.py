@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=Path, help="calibration profile JSON")
     parser.add_argument("--uplink-mbps", type=float, help="emulate an uplink of this rate (Mbit/s)")
     parser.add_argument("--threads", type=int, help="torch threads for training")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="where rounds train (default auto: CUDA when torch has a GPU, else the CPU); "
+        "on CUDA the Jetson GPU's clock is the frequency registered and assigned",
+    )
     parser.add_argument("--sysfs-root", type=Path, help="read sensors under this root")
 
 
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 "profile": str(args.profile) if args.profile else None,
                 "uplink_mbps": args.uplink_mbps,
                 "num_threads": args.threads,
+                "device": args.device,
                 "sysfs_root": str(args.sysfs_root) if args.sysfs_root else None,
             },
         )

@@ -1,11 +1,11 @@
-"""Energy sensing for the edge agent: power sources, CPU frequency + DVFS, windows.
+"""Energy sensing for the edge agent: power sources, the compute clock + DVFS, windows.
 
 Entry points the agent daemon calls (docs/architecture.md, docs/sensing.md)::
 
     cfg = SensingConfig()
     source = detect_power_source(cfg, sysfs_root=Path("/"))   # never None: estimated last
-    cpu = CpuFreq(Path("/"))
-    monitor = PowerMonitor(source, cpu, cfg, idle_power_w=profile.idle_power_w)
+    clock = CpuFreq(Path("/"))       # or GpuFreq(Path("/")) when training on a Jetson's GPU
+    monitor = PowerMonitor(source, clock, cfg, idle_power_w=profile.idle_power_w)
     monitor.start()
     monitor.begin_window("compute"); ...; result = monitor.end_window("compute")
     monitor.stop()
@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from .base import PowerReading, PowerSource, Probe, SourceContext
 from .calibrate import calibrate, fit_kappa
+from .clock import ComputeClock, DvfsResult
 from .config import Ina2xxConfig, SensingConfig
-from .cpufreq import CpuFreq, CpuFreqReading, DvfsResult
+from .cpufreq import CpuFreq, CpuFreqReading
+from .devfreq import GpuFreq
 from .errors import (
     CalibrationError,
     CommandError,
@@ -43,11 +45,13 @@ __all__ = [
     "CalibrationProfile",
     "CommandError",
     "CommandRunner",
+    "ComputeClock",
     "CpuFreq",
     "CpuFreqReading",
     "DvfsResult",
     "EstimatedSource",
     "FakeRunner",
+    "GpuFreq",
     "Ina2xxConfig",
     "KappaPoint",
     "LoopbackSink",

@@ -54,12 +54,17 @@ class PowerSource(abc.ABC):
 
     ``name``: backend id; ``scope``: what the number covers, in words; ``sample_period_s``:
     the period this source is sampled at by default; ``min_period_s``: the shortest period
-    it tolerates; ``estimated``: True only for the utilisation model.
+    it tolerates; ``estimated``: True only for the utilisation model; ``gpu_rail``: the rail
+    whose energy each window reports beside the total, where the board has one.
     """
 
     name: str = "abstract"
     estimated: bool = False
     min_period_s: float = 0.0
+    #: The key in ``PowerReading.rails_w`` of the rail feeding the GPU (None: none known),
+    #: and what that rail covers (a combined CPU/GPU rail says so).
+    gpu_rail: Optional[str] = None
+    gpu_rail_covers: str = ""
 
     def __init__(self, scope: str, sample_period_s: float = 0.1) -> None:
         self.scope = scope
@@ -110,4 +115,6 @@ class PowerSource(abc.ABC):
             "scope": self.scope,
             "sample_period_s": self.sample_period_s,
             "estimated": self.estimated,
+            "gpu_rail": self.gpu_rail,
+            "gpu_rail_covers": self.gpu_rail_covers,
         }

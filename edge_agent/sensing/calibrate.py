@@ -6,15 +6,20 @@
    origin: κ = Σ P f³ / Σ f⁶. Without DVFS: one point at the current frequency, flagged.
 3. ``cycles_per_sample`` = f × time / samples, at the highest measured frequency.
 
-Where the CPU clock cannot be read at all (VMs, some SBC kernels: no cpufreq, psutil has
-nothing), the device runs at one fixed clock that nobody can tell us. The model then works in
-**seconds per sample** at that clock: the profile declares a nominal reference clock
-``NOMINAL_CLOCK_HZ`` (``clock = "nominal"``, a note says so), ``cycles_per_sample`` = nominal
-× seconds per sample and κ = dynamic power / nominal³, so κ·C·f² is the measured dynamic
-energy and C/f the measured time. The coordinator refits the same way from measured rounds.
+Where the clock cannot be read at all (VMs, some SBC kernels: no cpufreq, psutil has
+nothing; a CUDA GPU without a devfreq node), the device runs at one fixed clock that nobody
+can tell us. The model then works in **seconds per sample** at that clock: the profile
+declares a nominal reference clock ``NOMINAL_CLOCK_HZ`` (``clock = "nominal"``, a note says
+so), ``cycles_per_sample`` = nominal × seconds per sample and κ = dynamic power / nominal³,
+so κ·C·f² is the measured dynamic energy and C/f the measured time. The coordinator refits
+the same way from measured rounds.
 4. ``uplink_bytes_per_s`` and ``energy_per_byte_j`` = (mean power − idle) / throughput, by
    pushing bytes through a ``send(bytes)`` callable inside a ``communicate`` window (a
    loopback TCP sink for a dry run; the coordinator's upload stream in production).
+
+f is the compute clock (:class:`~edge_agent.sensing.clock.ComputeClock`): the CPU's, or the
+Jetson GPU's devfreq clock when the workload runs on CUDA; κ and cycles per sample are then
+per GPU cycle, and the steps walked are the GPU's.
 
 The result is a :class:`~edge_agent.sensing.profile.CalibrationProfile` (saved as JSON with
 timestamps and the source). Each phase is its own function; the workload comes from the
@@ -29,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from .cpufreq import CpuFreq
+from .clock import ComputeClock
 from .errors import CalibrationError
 from .monitor import PowerMonitor, WindowResult
 from .profile import NOMINAL_CLOCK_HZ, CalibrationProfile, KappaPoint, now_iso
@@ -52,10 +57,13 @@ def fit_kappa(points: Sequence[Tuple[float, float]]) -> float:
 
 
 def pick_steps(steps: Sequence[float], max_steps: int) -> List[float]:
-    """Up to ``max_steps`` steps spread evenly, always including the lowest and highest."""
+    """Up to ``max_steps`` steps spread evenly, always including the lowest and highest; one
+    step (the agent's quick calibration) is the highest, where cycles per sample are taken."""
     steps = sorted(steps)
     if len(steps) <= max_steps:
         return list(steps)
+    if max_steps <= 1:
+        return steps[-1:]
     idx = sorted({round(i * (len(steps) - 1) / (max_steps - 1)) for i in range(max_steps)})
     return [steps[i] for i in idx]
 
@@ -114,26 +122,26 @@ def measure_idle(
 
 def measure_compute(
     monitor: PowerMonitor,
-    cpu: CpuFreq,
+    clock_hz: ComputeClock,
     workload: Workload,
     idle_w: float,
     step_s: float,
     max_steps: int,
     clock: Callable[[], float],
 ) -> ComputePhase:
-    """Dynamic power and samples at each frequency step (one point without DVFS); the CPU
-    limits are restored whatever happens."""
+    """Dynamic power and samples at each step of the compute clock (one point without DVFS);
+    its limits are restored whatever happens."""
     points: List[KappaPoint] = []
-    clock_source = cpu.read().source
-    status = cpu.dvfs_status()
-    steps = cpu.steps_hz
+    clock_source = clock_hz.read().source
+    status = clock_hz.dvfs_status()
+    steps = clock_hz.steps_hz
     multi = status.applied and len(steps) >= 2
     dvfs_line = str(status) if not status.applied else "dvfs: available"
     try:
         targets: List[Optional[float]] = list(pick_steps(steps, max_steps)) if multi else [None]
         for target in targets:
             if target is not None:
-                res = cpu.apply(target)
+                res = clock_hz.apply(target)
                 if not res.applied:
                     dvfs_line = str(res)
                     break
@@ -141,7 +149,7 @@ def measure_compute(
             monitor.begin_window("calibrate-compute")
             n, _elapsed = run_for(workload, step_s, clock)
             w = monitor.end_window("calibrate-compute")
-            f = w.mean_freq_hz or target or cpu.read().freq_hz or cpu.max_hz
+            f = w.mean_freq_hz or target or clock_hz.read().freq_hz or clock_hz.max_hz
             if f is None:
                 f = NOMINAL_CLOCK_HZ
                 clock_source = "nominal"
@@ -149,7 +157,7 @@ def measure_compute(
                 KappaPoint(f, w.mean_power_w - idle_w, w.mean_power_w, w.duration_s, w.samples, n)
             )
     finally:
-        cpu.restore()
+        clock_hz.restore()
     return ComputePhase(points, dvfs_line, clock_source, list(steps))
 
 
@@ -182,7 +190,7 @@ def measure_uplink(
 
 def calibrate(
     monitor: PowerMonitor,
-    cpu: CpuFreq,
+    clock_hz: ComputeClock,
     workload: Workload,
     send: Optional[Sender],
     *,
@@ -195,15 +203,20 @@ def calibrate(
     chunk_bytes: int = 256 << 10,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    device: str = "cpu",
 ) -> CalibrationProfile:
-    """Run the calibration with a started ``monitor``; returns the profile (not saved)."""
+    """Run the calibration with a started ``monitor``; returns the profile (not saved).
+
+    ``device``: the torch device ``workload`` runs on, recorded so the agent never uses a
+    CPU profile for GPU rounds (or the reverse); ``clock_hz`` must be that device's clock.
+    """
     started = now_iso()
     src = monitor.source
     notes: List[str] = []
     if src.estimated:
         notes.append("ESTIMATED: no power sensor; every figure comes from the utilisation model")
     idle_w, idle = measure_idle(monitor, rest_s, sleep, notes)
-    compute = measure_compute(monitor, cpu, workload, idle_w, step_s, max_steps, clock)
+    compute = measure_compute(monitor, clock_hz, workload, idle_w, step_s, max_steps, clock)
     points = compute.points
 
     kappa: Optional[float] = None
@@ -218,15 +231,15 @@ def calibrate(
     if single:
         notes.append(f"κ from a single frequency point ({compute.dvfs_line})")
     clock_source = compute.clock_source
-    f_min, f_max, f_steps = cpu.min_hz, cpu.max_hz, compute.steps_hz
+    f_min, f_max, f_steps = clock_hz.min_hz, clock_hz.max_hz, compute.steps_hz
     if clock_source == "nominal" or (clock_source == "none" and not f_steps):
         clock_source = "nominal"
         f_min = f_max = NOMINAL_CLOCK_HZ
         f_steps = [NOMINAL_CLOCK_HZ]
         notes.append(
-            "CPU clock unreadable: the model works in seconds per sample at this device's "
-            f"fixed clock; frequencies are a nominal {NOMINAL_CLOCK_HZ / 1e9:g} GHz reference, "
-            "not a reading"
+            f"compute clock unreadable ({clock_hz.name}): the model works in seconds per "
+            "sample at this device's fixed clock; frequencies are a nominal "
+            f"{NOMINAL_CLOCK_HZ / 1e9:g} GHz reference, not a reading"
         )
 
     uplink = UplinkPhase(None, None, 0)
@@ -257,4 +270,5 @@ def calibrate(
         idle_duration_s=idle.duration_s,
         notes=notes,
         clock=clock_source,
+        device=device,
     )

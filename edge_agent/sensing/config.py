@@ -36,7 +36,7 @@ class Ina2xxConfig:
 
 @dataclass
 class SensingConfig:
-    """How the agent measures power and CPU frequency.
+    """How the agent measures power and the compute clock (CPU, or the GPU under CUDA).
 
     ``source``: ``"auto"`` (try :data:`DEFAULT_SOURCE_ORDER`, then ``estimated``) or one
     name from that list or ``"estimated"``. ``rate_hz``: sampler rate; each source may

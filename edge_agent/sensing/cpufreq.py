@@ -21,32 +21,25 @@ returns None on some ARM VMs and min = max = 0 on others, both handled. Under an
 root (a copied tree) psutil is never asked: it would describe this host, not that board.
 
 DVFS: :meth:`CpuFreq.apply` clamps ``scaling_max_freq`` (and ``scaling_min_freq`` when it
-lies above the target) to the next available step ≥ the request, remembers the original
-limits, and restores them on :meth:`CpuFreq.restore`, at interpreter exit (atexit) and on
-SIGTERM (a handler that restores, then chains to the previous handler). A board is never
-left clamped by a clean exit or a SIGTERM; SIGKILL cannot be caught. The handler runs on the
-main thread between two bytecodes, possibly inside :meth:`CpuFreq.apply` on that same
-thread: it then never waits for the lock that ``apply`` holds (that would deadlock until
-systemd's kill, leaving the CPU clamped); it marks the signal pending, ``apply`` finishes
-its writes, restores, and the signal is handled as it would have been.
+lies above the target) to the next available step ≥ the request; the originals come back on
+:meth:`CpuFreq.restore`, at exit and on SIGTERM (the signal-safe guard of
+:class:`~edge_agent.sensing.clock.ComputeClock`, shared with the GPU's devfreq clock).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from .clock import ComputeClock, DvfsResult, next_step, write_limits
 from .errors import SensingError, SensorBusy
 from .sysfs import read_int, read_opt_text, under, write_text
+
+__all__ = ["CPUFREQ_DIR", "CpuFreq", "CpuFreqReading", "DvfsResult", "Policy"]
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +67,7 @@ class Policy:
 
     def target_khz(self, freq_hz: float) -> int:
         """The next available step ≥ ``freq_hz`` (the top step when above all)."""
-        want = freq_hz / 1000.0
-        if self.steps_khz:
-            above = [s for s in self.steps_khz if s >= want - 0.5]
-            return above[0] if above else self.steps_khz[-1]
-        return int(min(max(want, self.min_khz), self.max_khz))
+        return next_step(self.steps_khz, freq_hz / 1000.0, self.min_khz, self.max_khz)
 
 
 @dataclass
@@ -88,21 +77,6 @@ class CpuFreqReading:
     freq_hz: Optional[float]
     per_policy_hz: Dict[str, float] = field(default_factory=dict)
     source: str = "none"
-
-
-@dataclass
-class DvfsResult:
-    """Outcome of :meth:`CpuFreq.apply`: ``applied`` or the ``reason`` why not."""
-
-    applied: bool
-    reason: str = ""
-    requested_hz: Optional[float] = None
-    freq_hz: Optional[float] = None
-
-    def __str__(self) -> str:
-        if self.applied:
-            return f"dvfs: clamped to {self.freq_hz / 1e6:.0f} MHz" if self.freq_hz else "dvfs: ok"
-        return f"dvfs: unavailable ({self.reason})"
 
 
 def _cpus(text: Optional[str]) -> List[int]:
@@ -168,23 +142,23 @@ def discover_policies(sysfs_root: Path) -> Tuple[List[Policy], List[InactivePoli
     return pols, inactive
 
 
-class CpuFreq:
+class CpuFreq(ComputeClock):
     """CPU frequency of this board, and DVFS where the OS allows it."""
+
+    name = "cpufreq"
+    clamp_note = "clamped scaling_max_freq"
+    nothing_note = "every policy went inactive"
 
     def __init__(self, sysfs_root: Path = Path("/"), use_psutil: Optional[bool] = None) -> None:
         """``use_psutil``: ask psutil where sysfs has no cpufreq; by default only for the
         real root (under a copied tree psutil would describe this host)."""
+        super().__init__()
         self.sysfs_root = Path(sysfs_root)
         self.policies, self.inactive = discover_policies(self.sysfs_root)
         if use_psutil is None:
             use_psutil = self.sysfs_root == Path("/")
         self._use_psutil = use_psutil and not self.policies and not self.inactive
         self._saved: Dict[str, Tuple[int, int]] = {}
-        self._lock = threading.Lock()
-        self._lock_owner: Optional[int] = None  # thread id holding _lock (signal safety)
-        self._pending_signal: Optional[int] = None
-        self._prev_handler: Any = None
-        self._guarded = False
         self._psutil_range: Tuple[Optional[float], Optional[float]] = (None, None)
         if self._use_psutil:
             self._psutil_range = self._psutil_min_max()
@@ -261,7 +235,6 @@ class CpuFreq:
 
     # -- DVFS ------------------------------------------------------------------------
     def dvfs_status(self) -> DvfsResult:
-        """Can :meth:`apply` work here? (``applied`` means "possible"; nothing is written.)"""
         if not self.policies:
             why = "no cpufreq policies"
             if self.inactive:
@@ -274,29 +247,10 @@ class CpuFreq:
                 return DvfsResult(False, f"{p.name}/scaling_max_freq not writable: {who}")
         return DvfsResult(True, "scaling_max_freq writable")
 
-    def apply(self, freq_hz: float) -> DvfsResult:
-        """Clamp every policy to the next step ≥ ``freq_hz``; originals are saved once."""
-        status = self.dvfs_status()
-        if not status.applied:
-            return DvfsResult(False, status.reason, requested_hz=freq_hz)
-        applied: List[float] = []
-        failed = ""
-        self._install_guards()  # before the first write: a SIGTERM from here on restores
-        with self._locked():
-            try:
-                for p in self.policies:
-                    target = self._clamp(p, freq_hz)
-                    if target is not None:
-                        applied.append(target * 1000.0)
-            except SensingError as e:
-                self._restore_locked()
-                failed = f"write failed: {e}"
-        self._deliver_pending_signal()
-        if failed or not applied:
-            return DvfsResult(False, failed or "every policy went inactive", requested_hz=freq_hz)
-        if not self.clamped:  # a SIGTERM arrived meanwhile: its handler restored the limits
-            return DvfsResult(False, "restored: SIGTERM arrived while applying", freq_hz)
-        return DvfsResult(True, "clamped scaling_max_freq", freq_hz, max(applied))
+    def _clamp_locked(self, freq_hz: float) -> Optional[float]:
+        """Clamp every active policy; the highest step written (Hz), None if none was."""
+        applied = [t for t in (self._clamp(p, freq_hz) for p in list(self.policies)) if t]
+        return max(applied) * 1000.0 if applied else None
 
     def _clamp(self, p: Policy, freq_hz: float) -> Optional[int]:
         """Write one policy's limits (lock held); None when it went inactive meanwhile."""
@@ -310,31 +264,14 @@ class CpuFreq:
             self._saved[p.name] = (cur_min, cur_max)
         orig_min, _ = self._saved[p.name]
         target = p.target_khz(freq_hz)
-        new_min = min(orig_min, target)
-        if target >= cur_max:
-            write_text(p.path / "scaling_max_freq", str(target))
-            write_text(p.path / "scaling_min_freq", str(new_min))
-        else:
-            write_text(p.path / "scaling_min_freq", str(new_min))
-            write_text(p.path / "scaling_max_freq", str(target))
+        write_limits(
+            p.path / "scaling_min_freq",
+            p.path / "scaling_max_freq",
+            min(orig_min, target),
+            target,
+            cur_max,
+        )
         return target
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The lock, recording its owner so the SIGTERM handler can tell it may not wait."""
-        with self._lock:
-            self._lock_owner = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._lock_owner = None
-
-    def restore(self) -> None:
-        """Write back the original limits (idempotent) and remove the SIGTERM guard."""
-        with self._locked():
-            self._restore_locked()
-        self._remove_guards()
-        self._deliver_pending_signal()  # a SIGTERM that arrived while the lock was held
 
     def _restore_locked(self) -> None:
         errors = []
@@ -357,59 +294,3 @@ class CpuFreq:
     @property
     def clamped(self) -> bool:
         return bool(self._saved)
-
-    # -- exit guards -----------------------------------------------------------------
-    def _install_guards(self) -> None:
-        if self._guarded:
-            return
-        atexit.register(self._atexit)
-        self._guarded = True
-        try:
-            self._prev_handler = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: atexit still restores on a clean exit
-            log.warning("DVFS applied off the main thread: no SIGTERM restore guard")
-            self._prev_handler = None
-
-    def _remove_guards(self) -> None:
-        if not self._guarded:
-            return
-        atexit.unregister(self._atexit)
-        self._guarded = False
-        try:
-            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-                signal.signal(
-                    signal.SIGTERM,
-                    self._prev_handler if self._prev_handler is not None else signal.SIG_DFL,
-                )
-        except ValueError:
-            pass
-
-    def _atexit(self) -> None:
-        with self._locked():
-            self._restore_locked()
-        self._deliver_pending_signal()
-
-    def _on_sigterm(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self._lock_owner == threading.get_ident():
-            # Interrupted inside apply()/restore() on this thread: waiting for the lock would
-            # deadlock. apply() restores and re-delivers the signal once its writes are done.
-            self._pending_signal = signum
-            return
-        self._restore_and_chain(signum, frame)
-
-    def _deliver_pending_signal(self) -> None:
-        signum, self._pending_signal = self._pending_signal, None
-        if signum is not None:
-            self._restore_and_chain(signum, None)
-
-    def _restore_and_chain(self, signum: int, frame: Optional[FrameType]) -> None:
-        prev = self._prev_handler
-        self.restore()
-        if callable(prev):
-            prev(signum, frame)
-        elif prev == signal.SIG_IGN:
-            return
-        else:  # SIG_DFL (or unknown): die the way SIGTERM would have killed us
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)

@@ -13,6 +13,7 @@ from typing import Any, Dict
 
 from .base import PowerReading, PowerSource, Probe, SourceContext
 from .errors import SensingError, SensorPermissionError, SensorReadError, SourceUnavailable
+from .rails import gpu_rail_of
 from .sysfs import under
 
 SOCKET = "/run/jtop.sock"
@@ -71,7 +72,11 @@ class JtopSource(PowerSource):
             handle.close()
             raise SourceUnavailable("jtop reports no power total on this board")
         scope = f"jtop total ({power['tot'].get('name', 'board input')})"
-        return cls(handle, scope, max(interval, 1.0 / ctx.cfg.rate_hz))
+        src = cls(handle, scope, max(interval, 1.0 / ctx.cfg.rate_hz))
+        gpu = gpu_rail_of(power.get("rail", {}))
+        if gpu is not None:
+            src.gpu_rail, src.gpu_rail_covers = gpu
+        return src
 
     def read(self) -> PowerReading:
         try:

@@ -1,14 +1,16 @@
 """Background power sampler with named measurement windows (like ZeusMonitor).
 
-A daemon thread reads the power source (and the CPU frequency) every ``period_s``:
+A daemon thread reads the power source (and the compute clock: the CPU's, or the GPU's when
+the agent trains on CUDA) every ``period_s``:
 ``1 / cfg.rate_hz`` (default 10 Hz), never faster than the source allows. Windows
 (``begin_window(name)`` … ``end_window(name)``) may overlap; each open window integrates
 every new sample as it arrives, so memory stays constant however long a window runs.
 ``begin_window``/``end_window`` take a sample themselves, so a window's edges are exact.
 
 Energy: counter deltas where the source has a cumulative counter (RAPL), else the
-trapezoid rule over ``time.monotonic()`` timestamps. If a read fails, the last good power
-is held (zero-order) across the gap and ``read_errors`` counts it.
+trapezoid rule over ``time.monotonic()`` timestamps. Where the source has a GPU rail
+(``source.gpu_rail``) its energy is integrated the same way beside the total. If a read
+fails, the last good power is held (zero-order) across the gap and ``read_errors`` counts it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Optional
 
 from .base import PowerSource
+from .clock import ComputeClock
 from .config import SensingConfig
-from .cpufreq import CpuFreq
 from .errors import MonitorError, SensingError
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Sample:
-    """``t``: monotonic seconds; ``power_w``; ``energy_j``: counter (J) or None; ``freq_hz``."""
+    """``t``: monotonic seconds; ``power_w``; ``energy_j``: counter (J) or None; ``freq_hz``:
+    the compute clock; ``gpu_power_w``: the GPU rail (None: no such rail)."""
 
     t: float
     power_w: float
     energy_j: Optional[float] = None
     freq_hz: Optional[float] = None
+    gpu_power_w: Optional[float] = None
 
 
 @dataclass
@@ -43,6 +47,10 @@ class WindowResult:
 
     ``dynamic_energy_j`` = ``energy_j`` − ``idle_power_w`` × ``duration_s`` (None when no
     idle power is known). ``estimated`` is True when the source is the utilisation model.
+    ``mean_freq_hz`` is the compute clock's (the GPU's when training on CUDA).
+    ``gpu_energy_j``: energy of the GPU rail over the window, a part of ``energy_j`` (None
+    where the source has no GPU rail); ``gpu_rail`` names it and what it covers, e.g.
+    "VDD_CPU_GPU_CV (CPU, GPU and CV combined)".
     """
 
     name: str
@@ -58,6 +66,8 @@ class WindowResult:
     estimated: bool
     idle_power_w: Optional[float]
     read_errors: int = 0
+    gpu_energy_j: Optional[float] = None
+    gpu_rail: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -74,17 +84,24 @@ class _Window:
         self.freq_area = 0.0
         self.freq_time = 0.0
         self.errors = 0
+        self.gpu_energy_j: Optional[float] = None
 
     def add(self, s: Sample) -> None:
         prev = self.last
         if prev is None:  # first good sample: hold it back to the window's start
             self.energy_j += s.power_w * max(0.0, s.t - self.t0)
+            if s.gpu_power_w is not None:
+                self.gpu_energy_j = s.gpu_power_w * max(0.0, s.t - self.t0)
         else:
             dt = s.t - prev.t
             if s.energy_j is not None and prev.energy_j is not None:
                 self.energy_j += s.energy_j - prev.energy_j
             else:
                 self.energy_j += 0.5 * (s.power_w + prev.power_w) * dt
+            if s.gpu_power_w is not None and prev.gpu_power_w is not None:
+                self.gpu_energy_j = (self.gpu_energy_j or 0.0) + 0.5 * dt * (
+                    s.gpu_power_w + prev.gpu_power_w
+                )
             if s.freq_hz is not None and prev.freq_hz is not None and dt > 0:
                 self.freq_area += 0.5 * (s.freq_hz + prev.freq_hz) * dt
                 self.freq_time += dt
@@ -94,7 +111,7 @@ class _Window:
 
 
 class PowerMonitor:
-    """Samples ``source`` (and ``cpu``) in the background; measures named windows.
+    """Samples ``source`` (and the ``compute`` clock) in the background; measures windows.
 
     ``idle_power_w``: subtracted for dynamic energy (from the calibration profile);
     falls back to ``cfg.idle_power_w``, then to the estimated model's idle constant.
@@ -104,13 +121,13 @@ class PowerMonitor:
     def __init__(
         self,
         source: PowerSource,
-        cpu: Optional[CpuFreq] = None,
+        compute: Optional[ComputeClock] = None,
         cfg: Optional[SensingConfig] = None,
         idle_power_w: Optional[float] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
-        self.cpu = cpu
+        self.compute = compute
         self.cfg = cfg or SensingConfig()
         self.period_s = max(1.0 / self.cfg.rate_hz, source.min_period_s)
         self._clock = clock
@@ -189,12 +206,14 @@ class PowerMonitor:
                 self._last_error = str(e)
             return None
         freq: Optional[float] = None
-        if self.cpu is not None and self.cfg.sample_freq:
+        if self.compute is not None and self.cfg.sample_freq:
             try:
-                freq = self.cpu.read().freq_hz
+                freq = self.compute.read().freq_hz
             except SensingError:
                 freq = None
-        s = Sample(self._clock(), r.power_w, r.energy_j, freq)
+        rail = self.source.gpu_rail
+        gpu_w = r.rails_w.get(rail) if rail is not None else None
+        s = Sample(self._clock(), r.power_w, r.energy_j, freq, gpu_w)
         for w in self._windows.values():
             w.add(s)
         self.samples_taken += 1
@@ -225,6 +244,8 @@ class PowerMonitor:
             raise MonitorError(f"window {name!r}: no successful power reading")
         if t_end > w.last.t:  # the closing read failed: hold the last power to the end
             w.energy_j += w.last.power_w * (t_end - w.last.t)
+            if w.gpu_energy_j is not None and w.last.gpu_power_w is not None:
+                w.gpu_energy_j += w.last.gpu_power_w * (t_end - w.last.t)
         duration = max(0.0, max(t_end, w.last.t) - w.t0)
         mean_p = w.energy_j / duration if duration > 0 else w.last.power_w
         idle = self.idle_power_w
@@ -242,7 +263,15 @@ class PowerMonitor:
             estimated=self.source.estimated,
             idle_power_w=idle,
             read_errors=w.errors,
+            gpu_energy_j=w.gpu_energy_j,
+            gpu_rail=self._gpu_rail_name() if w.gpu_energy_j is not None else "",
         )
+
+    def _gpu_rail_name(self) -> str:
+        """The GPU rail's label and what it covers, e.g. "VDD_GPU_SOC (GPU and SoC)"."""
+        label = (self.source.gpu_rail or "").rsplit(":", 1)[-1]
+        covers = self.source.gpu_rail_covers
+        return f"{label} ({covers})" if covers else label
 
     @property
     def open_windows(self) -> Dict[str, float]:

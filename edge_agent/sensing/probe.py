@@ -4,18 +4,47 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .base import SourceContext
 from .cpufreq import CpuFreq
+from .devfreq import GpuFreq
 from .errors import SensingError
 from .estimated import board_model, detect_board_class
 from .factory import detect_power_source, make_context, probe_sources
 from .jetson_stats import service_status
 
 
-def build_report(ctx: SourceContext, cpu: Optional[CpuFreq] = None) -> Dict[str, Any]:
-    """A JSON-able report: board, every source's verdict, the chosen one, CPU and DVFS."""
+def gpu_report(gpu: GpuFreq) -> Dict[str, Any]:
+    """The Jetson GPU's devfreq clock: node, range, steps, governor, DVFS on it and why not."""
+    dvfs = gpu.dvfs_status()
+    if gpu.node is None:
+        return {"found": False, "reason": gpu.missing_reason, "dvfs": {"available": False,
+                "reason": dvfs.reason}}  # fmt: skip
+    try:
+        freq: Optional[float] = gpu.read().freq_hz
+        error = ""
+    except SensingError as e:
+        freq, error = None, str(e)
+    return {
+        "found": True,
+        "node": gpu.node.name,
+        "kind": gpu.node.kind,
+        "path": str(gpu.node.path),
+        "freq_hz": freq,
+        "read_error": error,
+        "min_hz": gpu.min_hz,
+        "max_hz": gpu.max_hz,
+        "steps_hz": gpu.steps_hz,
+        "governor": gpu.node.governor,
+        "dvfs": {"available": dvfs.applied, "reason": dvfs.reason},
+    }
+
+
+def build_report(
+    ctx: SourceContext, cpu: Optional[CpuFreq] = None, gpu: Optional[GpuFreq] = None
+) -> Dict[str, Any]:
+    """A JSON-able report: board, every source's verdict, the chosen one, CPU, GPU, DVFS."""
     notes: List[str] = []
     report: Dict[str, Any] = {
         "sysfs_root": str(ctx.sysfs_root),
@@ -81,6 +110,9 @@ def build_report(ctx: SourceContext, cpu: Optional[CpuFreq] = None) -> Dict[str,
     report["dvfs"] = {"available": dvfs.applied, "reason": dvfs.reason}
     if not dvfs.applied:
         notes.append(str(dvfs))
+    report["gpu"] = gpu_report(gpu or GpuFreq(ctx.sysfs_root))
+    if report["gpu"]["found"] and not report["gpu"]["dvfs"]["available"]:
+        notes.append(f"GPU dvfs: unavailable ({report['gpu']['dvfs']['reason']})")
     report["jtop"] = service_status(ctx)
     report["notes"] = notes
     return report
@@ -90,8 +122,24 @@ def _mhz(hz: Optional[float]) -> str:
     return "unknown" if not hz else f"{hz / 1e6:.0f} MHz"
 
 
-def format_report(rep: Dict[str, Any]) -> str:
-    """Human-readable text of :func:`build_report`."""
+def _gpu_lines(g: Dict[str, Any]) -> List[str]:
+    if not g["found"]:
+        return [f"gpu:     {g['reason']}"]
+    steps = ", ".join(f"{s / 1e6:.0f}" for s in g["steps_hz"]) or "unknown"
+    now = _mhz(g["freq_hz"]) if not g["read_error"] else f"unreadable ({g['read_error']})"
+    d = g["dvfs"]
+    return [
+        f"gpu:     {g['node']} ({g['kind']}) {now} now, range {_mhz(g['min_hz'])} .. "
+        f"{_mhz(g['max_hz'])}, governor {g['governor']}",
+        f"  steps: {steps} MHz",
+        "  dvfs:  available (max_freq writable)"
+        if d["available"]
+        else f"  dvfs:  unavailable ({d['reason']})",
+    ]
+
+
+def format_report(rep: Dict[str, Any], extra: Sequence[str] = ()) -> str:
+    """Human-readable text of :func:`build_report`; ``extra`` lines go before the notes."""
     lines = [
         f"board:   {rep['board']['model'] or '(no device-tree model)'}"
         f"  [class {rep['board']['board_class']}]",
@@ -114,6 +162,13 @@ def format_report(rep: Dict[str, Any]) -> str:
         lines.append(f"scope:   {c['scope']}")
         if "power_w" in c:
             lines.append(f"reading: {c['power_w']:.2f} W")
+        if c.get("gpu_rail"):
+            watts = c.get("rails_w", {}).get(c["gpu_rail"])
+            now = f", {watts:.2f} W now" if watts is not None else ""
+            lines.append(
+                f"gpu rail: {c['gpu_rail']} ({c['gpu_rail_covers']}){now}, "
+                "reported per window beside the total"
+            )
         if c.get("read_error"):
             lines.append(f"reading: failed: {c['read_error']}")
     cpu = rep["cpu"]
@@ -130,7 +185,9 @@ def format_report(rep: Dict[str, Any]) -> str:
     lines.append(
         "dvfs:    available" if d["available"] else f"dvfs:    unavailable ({d['reason']})"
     )
+    lines.extend(_gpu_lines(rep["gpu"]))
     lines.append(f"jtop:    {rep['jtop']}")
+    lines.extend(extra)
     for n in rep["notes"]:
         lines.append(f"note:    {n}")
     return "\n".join(lines)

@@ -62,8 +62,14 @@ class CalibrationProfile:
     uplink_bytes: int = 0
     idle_duration_s: float = 0.0
     notes: List[str] = field(default_factory=list)
-    clock: str = ""  # "sysfs", "psutil", or "nominal" (unreadable: NOMINAL_CLOCK_HZ reference)
+    clock: str = ""  # "sysfs", "psutil", "gpu-devfreq", or "nominal" (unreadable: the reference)
+    device: str = ""  # torch device the workload ran on: "cpu", "cuda" ("" = cpu, older files)
     version: int = PROFILE_VERSION
+
+    @property
+    def train_device(self) -> str:
+        """The device this profile's κ and cycles per sample hold for."""
+        return self.device or "cpu"
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

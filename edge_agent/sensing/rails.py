@@ -1,12 +1,38 @@
 """Sources made of named rails (the INA3221 channels of a Jetson): the total is the module's
-input rail where the board has one, else the sum of the rails, and the scope says which."""
+input rail where the board has one, else the sum of the rails, and the scope says which.
+
+The rail that feeds the GPU (:data:`GPU_RAILS`) is reported per window beside the total, so
+a round trained on CUDA shows how much of the board's energy the GPU drew. Where the board
+has only a combined CPU/GPU/CV rail (Orin Nano and NX, Xavier NX) that one is reported, and
+its description says so.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, List, Protocol, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 from .base import PowerReading, PowerSource, SourceContext
 from .errors import SensorReadError, SourceUnavailable
+
+#: GPU rails by INA3221 label, preferred first, with what each one covers.
+GPU_RAILS: Dict[str, str] = {
+    "VDD_GPU_SOC": "GPU and SoC",  # AGX Orin
+    "VDD_GPU": "GPU",  # TX2 (tegrastats)
+    "VDD_SYS_GPU": "GPU",  # TX2 (ina3221x rail name)
+    "GPU": "GPU",  # AGX Xavier
+    "POM_5V_GPU": "GPU",  # Nano (JetPack 4)
+    "VDD_CPU_GPU_CV": "CPU, GPU and CV combined",  # Orin Nano / NX, Xavier NX
+}
+
+
+def gpu_rail_of(keys: Iterable[str]) -> Optional[Tuple[str, str]]:
+    """The rail key feeding the GPU and what it covers, from rail keys ("chip:LABEL" or
+    "LABEL"); None when the board has no such rail."""
+    by_label = {k.rsplit(":", 1)[-1].upper(): k for k in keys}
+    for label, covers in GPU_RAILS.items():
+        if label in by_label:
+            return by_label[label], covers
+    return None
 
 
 class RailLike(Protocol):
@@ -29,6 +55,9 @@ class RailSource(PowerSource):
         super().__init__(scope=scope, sample_period_s=period_s)
         self.rails = list(rails)
         self.total = list(total)
+        gpu = gpu_rail_of(f"{r.chip}:{r.label}" for r in self.rails)
+        if gpu is not None:
+            self.gpu_rail, self.gpu_rail_covers = gpu
 
     @classmethod
     def from_rails(cls, rails: Sequence[RailLike], ctx: SourceContext) -> RailSource:
@@ -43,7 +72,11 @@ class RailSource(PowerSource):
         return cls(rails, rails, scope, 1.0 / ctx.cfg.rate_hz)
 
     def probe_detail(self) -> Dict[str, object]:
-        return {"scope": self.scope, "rails": [f"{r.chip}:{r.label}" for r in self.rails]}
+        return {
+            "scope": self.scope,
+            "rails": [f"{r.chip}:{r.label}" for r in self.rails],
+            "gpu_rail": self.gpu_rail,
+        }
 
     def read(self) -> PowerReading:
         rails_w: Dict[str, float] = {}

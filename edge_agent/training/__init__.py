@@ -23,8 +23,11 @@ MODES: Dict[str, Type[LocalTraining]] = {
 __all__ = ["MODES", "LocalPlan", "LocalResult", "LocalTraining", "make_training"]
 
 
-def make_training(model_config: Mapping[str, Any], images: np.ndarray) -> LocalTraining:
-    """The training mode the coordinator asked for, built for this device's images."""
+def make_training(
+    model_config: Mapping[str, Any], images: np.ndarray, device: str = "cpu"
+) -> LocalTraining:
+    """The training mode the coordinator asked for, built for this device's images on the
+    torch ``device`` ("cpu" or "cuda", as :func:`.device.resolve_device` chose)."""
     name = str(model_config.get("training_mode", FullModelTraining.name))
     if name not in MODES:
         raise AgentError(
@@ -32,4 +35,4 @@ def make_training(model_config: Mapping[str, Any], images: np.ndarray) -> LocalT
             f"have (it knows {', '.join(sorted(MODES))}): install the coordinator's greenfed "
             "version on the board"
         )
-    return MODES[name](model_config, images)
+    return MODES[name](model_config, images, device)

@@ -43,13 +43,17 @@ class LocalResult:
 
 class LocalTraining(abc.ABC):
     """One way of training a local round. Built once per run from the coordinator's model
-    configuration (``model_config``: the RegisterReply's JSON) and the device's data."""
+    configuration (``model_config``: the RegisterReply's JSON), the device's data and the
+    torch device it trains on (``"cpu"`` or ``"cuda"``: the whole round runs there, the
+    update comes back in host memory)."""
 
     name: str = "abstract"
 
     @abc.abstractmethod
-    def __init__(self, model_config: Mapping[str, Any], images: np.ndarray) -> None:
-        """Build the model (nothing trained yet)."""
+    def __init__(
+        self, model_config: Mapping[str, Any], images: np.ndarray, device: str = "cpu"
+    ) -> None:
+        """Build the model on ``device`` (nothing trained yet)."""
 
     @property
     @abc.abstractmethod

@@ -16,12 +16,16 @@ class FullModelTraining(LocalTraining):
 
     name = "full"
 
-    def __init__(self, model_config: Mapping[str, Any], images: np.ndarray) -> None:
+    def __init__(
+        self, model_config: Mapping[str, Any], images: np.ndarray, device: str = "cpu"
+    ) -> None:
         from greenfed import ddpm
 
         self._ddpm = ddpm
         self.images = images
-        self.model = ddpm.build_model(ddpm.UNetConfig.from_dict(model_config["unet"]))
+        self.device = device
+        model = ddpm.build_model(ddpm.UNetConfig.from_dict(model_config["unet"]))
+        self.model = model.to(device)
         self.schedule = ddpm.NoiseSchedule.from_config(
             ddpm.ScheduleConfig.from_dict(model_config["schedule"])
         )
@@ -32,7 +36,7 @@ class FullModelTraining(LocalTraining):
         return sum(int(v.numel()) for v in self.model.parameters())
 
     def load_global(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self._ddpm.set_state_arrays(self.model, arrays)
+        self._ddpm.set_state_arrays(self.model, arrays)  # host arrays, copied to the device
         self._start = dict(arrays)
 
     def train(self, plan: LocalPlan) -> LocalResult:
@@ -51,7 +55,7 @@ class FullModelTraining(LocalTraining):
             ),
         )
         losses = [float(x) for x in result.losses if np.isfinite(x)]
-        return LocalResult(
+        return LocalResult(  # get_state_arrays copies back to host memory for the codec
             update=update_of(ddpm.get_state_arrays(self.model), self._start),
             samples=int(result.samples),
             steps=int(result.steps),

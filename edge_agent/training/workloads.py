@@ -2,7 +2,10 @@
 
 :func:`default_workload` uses the project's DDPM (``greenfed.ddpm``, preset ``pi-small``
 on the digits data) when it is importable, else a small self-contained conv-net step and
-says so in the name, which goes into the profile's ``workload`` field.
+says so in the name, which goes into the profile's ``workload`` field. A workload runs on the
+torch ``device`` the agent trains on ("cpu" or "cuda"), so calibration measures the clock and
+the power of the device that will do the rounds; each call ends with the device's work done
+(a loss read back), so the time measured is the work's, not the time to queue it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from edge_agent.sensing.calibrate import Workload
 
 
 def ddpm_workload(
-    batch_size: int = 64, steps_per_call: int = 5, seed: int = 0
+    batch_size: int = 64, steps_per_call: int = 5, seed: int = 0, device: str = "cpu"
 ) -> Tuple[Workload, str]:
     """``steps_per_call`` local DDPM training steps per call: ``pi-small`` on digits."""
     import torch
@@ -28,7 +31,7 @@ def ddpm_workload(
     )
 
     torch.manual_seed(seed)
-    model = build_model(PRESETS["pi-small"])
+    model = build_model(PRESETS["pi-small"]).to(device)
     schedule = NoiseSchedule()
     data = load_data("digits:split=train")
     tcfg = TrainConfig(steps=steps_per_call, batch_size=batch_size, seed=seed)
@@ -38,11 +41,13 @@ def ddpm_workload(
 
     return step, (
         f"greenfed.ddpm pi-small on digits:split=train, batch {batch_size}, "
-        f"{steps_per_call} steps per call"
+        f"{steps_per_call} steps per call, on {device}"
     )
 
 
-def torch_conv_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, str]:
+def torch_conv_workload(
+    batch_size: int = 64, seed: int = 0, device: str = "cpu"
+) -> Tuple[Workload, str]:
     """A small conv net trained on random 8×8 images (fallback; not the real model)."""
     import torch
     from torch import nn
@@ -54,32 +59,36 @@ def torch_conv_workload(batch_size: int = 64, seed: int = 0) -> Tuple[Workload, 
         nn.Conv2d(32, 32, 3, padding=1),
         nn.SiLU(),
         nn.Conv2d(32, 1, 3, padding=1),
-    )
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch_size, 1, 8, 8, generator=g)
-    noise = torch.randn(batch_size, 1, 8, 8, generator=g)
+    x = torch.randn(batch_size, 1, 8, 8, generator=g).to(device)
+    noise = torch.randn(batch_size, 1, 8, 8, generator=g).to(device)
 
     def step() -> int:
         opt.zero_grad()
         loss = ((model(x + noise) - noise) ** 2).mean()
         loss.backward()
         opt.step()
+        float(loss.detach())  # waits for the device: the step's time is its work's
         return batch_size
 
     return step, (
-        f"torch-conv fallback (3-layer conv net, 8x8, batch {batch_size}): greenfed.ddpm not used"
+        f"torch-conv fallback (3-layer conv net, 8x8, batch {batch_size}, on {device}): "
+        "greenfed.ddpm not used"
     )
 
 
-def default_workload(kind: str = "auto", batch_size: int = 64) -> Tuple[Workload, str]:
-    """``kind``: ``auto`` (DDPM if importable), ``ddpm`` or ``torch-conv``."""
+def default_workload(
+    kind: str = "auto", batch_size: int = 64, device: str = "cpu"
+) -> Tuple[Workload, str]:
+    """``kind``: ``auto`` (DDPM if importable), ``ddpm`` or ``torch-conv``; on ``device``."""
     why = "not requested"
     if kind in ("auto", "ddpm"):
         try:
-            return ddpm_workload(batch_size)
+            return ddpm_workload(batch_size, device=device)
         except (ImportError, AttributeError, KeyError, TypeError) as e:
             if kind == "ddpm":
                 raise
             why = f"{type(e).__name__}: {e}"
-    step, name = torch_conv_workload(batch_size)
+    step, name = torch_conv_workload(batch_size, device=device)
     return step, f"{name} ({why})"

@@ -4,6 +4,11 @@ Separate from the model and the schedule (nanoGPT's ``train.py`` split). Determi
 a given seed, thread count and torch build: batches, timesteps and noise come from one seeded
 ``torch.Generator``. Threads are set for the call only (``TrainConfig.num_threads``) and restored
 afterwards; nothing is set globally at import.
+
+The round runs where the model is: move the model to a CUDA device and the images, noise and
+optimizer state follow it. The random draws stay on the seeded CPU generator and are copied
+over, so a CUDA round sees exactly the batches, timesteps and noise of a CPU round with the same
+seed; only the kernels' rounding differs.
 """
 
 from __future__ import annotations
@@ -75,6 +80,13 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
     try:  # fused AdamW on CPU (torch >= 2.4) is ~3× cheaper per step for small models
@@ -89,12 +101,13 @@ def train_local(
     images: np.ndarray,
     cfg: TrainConfig,
 ) -> TrainResult:
-    """Train ``model`` in place on ``images`` (uint8 N×C×H×W). Returns what was done.
+    """Train ``model`` in place on ``images`` (uint8 N×C×H×W), on the model's device.
 
     Batches are drawn epoch by epoch from a seeded permutation (every image once per epoch). A
     fresh optimizer per call: federated rounds start from the global weights anyway.
     """
-    data = images_to_tensor(images)
+    device = _device_of(model)
+    data = images_to_tensor(images).to(device)
     n = data.shape[0]
     if n == 0:
         raise TrainError("no training images")
@@ -121,10 +134,10 @@ def train_local(
         for step in range(1, total + 1):
             if pos + bs > n:
                 perm, pos = torch.randperm(n, generator=gen), 0
-            x0 = data[perm[pos : pos + bs]]
+            x0 = data[perm[pos : pos + bs].to(device)]
             pos += bs
-            t = torch.randint(0, T, (bs,), generator=gen)
-            noise = torch.randn(x0.shape, generator=gen)
+            t = torch.randint(0, T, (bs,), generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
             x_t = schedule.add_noise(x0, noise, t)
             loss = torch.mean((model(x_t, t) - noise) ** 2)
             opt.zero_grad(set_to_none=True)

@@ -41,7 +41,7 @@ class CalibrationProfile(_message.Message):
     def __init__(self, idle_power_w: _Optional[float] = ..., kappa: _Optional[float] = ..., cycles_per_sample: _Optional[float] = ..., uplink_bytes_per_s: _Optional[float] = ..., energy_per_byte_j: _Optional[float] = ..., f_min_hz: _Optional[float] = ..., f_max_hz: _Optional[float] = ..., f_steps_hz: _Optional[_Iterable[float]] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., created_at: _Optional[str] = ..., single_point: bool = ..., workload: _Optional[str] = ..., clock: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("agent_version", "samples", "profile", "board", "dvfs_available", "dvfs_reason", "bits_min", "bits_max", "link_mbps")
+    __slots__ = ("agent_version", "samples", "profile", "board", "dvfs_available", "dvfs_reason", "bits_min", "bits_max", "link_mbps", "train_device", "device_name")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,8 @@ class RegisterRequest(_message.Message):
     BITS_MIN_FIELD_NUMBER: _ClassVar[int]
     BITS_MAX_FIELD_NUMBER: _ClassVar[int]
     LINK_MBPS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
     samples: int
     profile: CalibrationProfile
@@ -60,7 +62,9 @@ class RegisterRequest(_message.Message):
     bits_min: int
     bits_max: int
     link_mbps: float
-    def __init__(self, agent_version: _Optional[str] = ..., samples: _Optional[int] = ..., profile: _Optional[_Union[CalibrationProfile, _Mapping]] = ..., board: _Optional[str] = ..., dvfs_available: bool = ..., dvfs_reason: _Optional[str] = ..., bits_min: _Optional[int] = ..., bits_max: _Optional[int] = ..., link_mbps: _Optional[float] = ...) -> None: ...
+    train_device: str
+    device_name: str
+    def __init__(self, agent_version: _Optional[str] = ..., samples: _Optional[int] = ..., profile: _Optional[_Union[CalibrationProfile, _Mapping]] = ..., board: _Optional[str] = ..., dvfs_available: bool = ..., dvfs_reason: _Optional[str] = ..., bits_min: _Optional[int] = ..., bits_max: _Optional[int] = ..., link_mbps: _Optional[float] = ..., train_device: _Optional[str] = ..., device_name: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("device_id", "model_config_json", "run_id", "poll_interval_s", "max_update_bytes", "chunk_bytes")
@@ -209,7 +213,7 @@ class UploadStatusReply(_message.Message):
     def __init__(self, received_bytes: _Optional[int] = ..., complete: bool = ...) -> None: ...
 
 class EnergyWindow(_message.Message):
-    __slots__ = ("name", "energy_j", "dynamic_energy_j", "duration_s", "mean_power_w", "peak_power_w", "samples", "mean_freq_hz", "source", "scope", "estimated")
+    __slots__ = ("name", "energy_j", "dynamic_energy_j", "duration_s", "mean_power_w", "peak_power_w", "samples", "mean_freq_hz", "source", "scope", "estimated", "gpu_energy_j", "gpu_rail")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +225,8 @@ class EnergyWindow(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    GPU_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    GPU_RAIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     energy_j: float
     dynamic_energy_j: float
@@ -232,10 +238,12 @@ class EnergyWindow(_message.Message):
     source: str
     scope: str
     estimated: bool
-    def __init__(self, name: _Optional[str] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., peak_power_w: _Optional[float] = ..., samples: _Optional[int] = ..., mean_freq_hz: _Optional[float] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ...) -> None: ...
+    gpu_energy_j: float
+    gpu_rail: str
+    def __init__(self, name: _Optional[str] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., peak_power_w: _Optional[float] = ..., samples: _Optional[int] = ..., mean_freq_hz: _Optional[float] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., gpu_energy_j: _Optional[float] = ..., gpu_rail: _Optional[str] = ...) -> None: ...
 
 class RoundReport(_message.Message):
-    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s")
+    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "train_device")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     DVFS_APPLIED_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +265,7 @@ class RoundReport(_message.Message):
     TRAIN_TIME_S_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_TIME_S_FIELD_NUMBER: _ClassVar[int]
     DOWNLOAD_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_DEVICE_FIELD_NUMBER: _ClassVar[int]
     round: int
     windows: _containers.RepeatedCompositeFieldContainer[EnergyWindow]
     dvfs_applied: bool
@@ -278,7 +287,8 @@ class RoundReport(_message.Message):
     train_time_s: float
     upload_time_s: float
     download_time_s: float
-    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ...) -> None: ...
+    train_device: str
+    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., train_device: _Optional[str] = ...) -> None: ...
 
 class ReportReply(_message.Message):
     __slots__ = ("recorded",)

@@ -94,3 +94,56 @@ def test_setup_checks_state_differences(tmp_path: Path) -> None:
     lines = setup_checks(sums)
     assert any("deadline was NOT the same" in line for line in lines)
     assert any("same absolute error budget: 0.5" in line for line in lines)
+
+
+def test_gpu_training_and_the_gpu_rail_are_summarised_and_said(tmp_path: Path) -> None:
+    from coordinator.report.text import banner
+    from tests.report.conftest import report_fields
+
+    def dev(gpu_j: float) -> tuple:
+        rep = report_fields(10.0, 6.0, 1.0, 0.5, 100, 8)
+        rep.update(train_device="cuda", compute_gpu_energy_j=gpu_j, gpu_rail="VDD_GPU_SOC (GPU)")
+        return (8, 5.0, rep)
+
+    path = tmp_path / "gpu" / "state" / "greenfed.sqlite"
+    make_store(path, "on-demand", [{"fd": 3.0, "devices": {"a": dev(4.0), "b": dev(3.0)}}])
+    (s,) = [summarize(r) for r in load_run(path).schemes]
+    assert s.train_devices == ["cuda"] and s.gpu_rails == ["VDD_GPU_SOC (GPU)"]
+    assert s.compute_gpu_energy_j == pytest.approx(7.0) and s.compute_energy_j == 20.0
+    lines = banner([s])
+    assert any("training devices: cuda" in x and "GPU clock" in x for x in lines)
+    assert any("GPU rail VDD_GPU_SOC (GPU): 7.0 J of the 20.0 J compute energy" in x for x in lines)
+    assert s.as_row()["train_devices"] == "cuda"
+
+
+def test_a_store_of_the_first_schema_reads_without_the_new_columns(tmp_path: Path) -> None:
+    """A report opens stores read-only: one written before the GPU columns still loads."""
+    import sqlite3
+
+    from coordinator.store import _SCHEMA_V1
+
+    path = tmp_path / "old" / "state" / "greenfed.sqlite"
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_V1)
+    db.execute("INSERT INTO devices (id, registered_at, last_seen, samples) VALUES ('a', 1, 1, 9)")
+    db.execute(
+        "INSERT INTO rounds (round, status, scheme, started_at, closed_at, deadline_s, "
+        "start_sha256) VALUES (0, 'completed', 'fp32', 1, 2, 60, 'x')"
+    )
+    db.execute(
+        "INSERT INTO assignments (round, device_id, mode, bits, freq_hz, local_steps, status) "
+        "VALUES (0, 'a', 'fp32', 32, 1e9, 5, 'uploaded')"
+    )
+    db.execute(
+        "INSERT INTO reports (round, device_id, received_at, compute_energy_j, report_json) "
+        "VALUES (0, 'a', 3, 12.5, '{}')"
+    )
+    db.commit()
+    db.close()
+    (records,) = load_run(path).schemes
+    (row,) = records.device_rounds
+    assert row["compute_energy_j"] == 12.5 and row["train_device"] is None
+    assert records.devices[0]["train_device"] is None
+    s = summarize(records)
+    assert s.train_devices == ["cpu"] and s.compute_gpu_energy_j is None

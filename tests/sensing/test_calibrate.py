@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple
 
 import pytest
 
 from edge_agent.sensing import (
     CalibrationProfile,
     CpuFreq,
+    GpuFreq,
     LoopbackSink,
     PowerMonitor,
     PowerReading,
@@ -46,21 +47,14 @@ class CubicBoard(ScriptedSource):
         return PowerReading(power_w=IDLE + (KAPPA * f**3 if self.busy else 0.0))
 
 
-def test_fit_kappa_and_step_choice() -> None:
-    pts = [(f, KAPPA * f**3) for f in (1e9, 1.5e9, 2e9)]
-    assert fit_kappa(pts) == pytest.approx(KAPPA)
-    assert pick_steps([1, 2, 3, 4, 5, 6, 7], 4) == [1, 3, 5, 7]
-    assert pick_steps([1, 2], 4) == [1, 2]
+def drive(
+    board: CubicBoard, mon: PowerMonitor, clock: FakeClock, samples: int
+) -> Tuple[Callable[[float], None], Callable[[], int]]:
+    """The rest and the workload of a synthetic board, each advancing the fake clock in
+    sampler periods (0.1 s): the board is busy only while the workload runs."""
 
-
-def test_calibration_recovers_kappa_cycles_and_uplink(tree: Any, tmp_path: Path) -> None:
-    root = tree("rpi5")
-    clock = FakeClock()
-    board = CubicBoard(root)
-    cpu = CpuFreq(root)
-    mon = PowerMonitor(board, cpu, SensingConfig(), clock=clock)
-
-    def sleep(seconds: float) -> None:
+    def idle_sleep(seconds: float) -> None:
+        board.busy = False
         for _ in range(round(seconds / 0.1)):
             clock.advance(0.1)
             mon.sample_now()
@@ -69,11 +63,26 @@ def test_calibration_recovers_kappa_cycles_and_uplink(tree: Any, tmp_path: Path)
         board.busy = True
         clock.advance(0.1)
         mon.sample_now()
-        return 32
+        return samples
 
-    def idle_sleep(seconds: float) -> None:
-        board.busy = False
-        sleep(seconds)
+    return idle_sleep, workload
+
+
+def test_fit_kappa_and_step_choice() -> None:
+    pts = [(f, KAPPA * f**3) for f in (1e9, 1.5e9, 2e9)]
+    assert fit_kappa(pts) == pytest.approx(KAPPA)
+    assert pick_steps([1, 2, 3, 4, 5, 6, 7], 4) == [1, 3, 5, 7]
+    assert pick_steps([1, 2], 4) == [1, 2]
+    assert pick_steps([1, 2, 3], 1) == [3]  # the quick calibration's one step (was 0/0)
+
+
+def test_calibration_recovers_kappa_cycles_and_uplink(tree: Any, tmp_path: Path) -> None:
+    root = tree("rpi5")
+    clock = FakeClock()
+    board = CubicBoard(root)
+    cpu = CpuFreq(root)
+    mon = PowerMonitor(board, cpu, SensingConfig(), clock=clock)
+    idle_sleep, workload = drive(board, mon, clock, 32)
 
     with LoopbackSink() as sink:
 
@@ -148,3 +157,48 @@ def test_estimated_calibration_is_single_point_and_labelled() -> None:
     assert point.dynamic_power_w == pytest.approx(10.0 - 5.0, rel=0.01)  # generic: 5 W -> 10 W
     seconds_per_sample = point.duration_s / point.train_samples
     assert prof.cycles_per_sample == pytest.approx(NOMINAL_CLOCK_HZ * seconds_per_sample)
+
+
+class CubicGpuBoard(CubicBoard):
+    """The same synthetic board, its dynamic power following the GPU's devfreq max_freq."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.node = root / "sys/class/devfreq/17000000.gpu"
+
+    def read(self) -> PowerReading:
+        f = int((self.node / "max_freq").read_text())
+        (self.node / "cur_freq").write_text(f"{f}\n")
+        return PowerReading(power_w=IDLE + (KAPPA * f**3 * 1e3 if self.busy else 0.0))
+
+
+def test_calibration_on_the_gpu_clock_fits_kappa_per_gpu_cycle(tree: Any) -> None:
+    root = tree("orin_nano_jp6")
+    clock = FakeClock()
+    board = CubicGpuBoard(root)
+    gpu = GpuFreq(root)
+    mon = PowerMonitor(board, gpu, SensingConfig(), clock=clock)
+    idle_sleep, workload = drive(board, mon, clock, 64)
+
+    prof = calibrate(
+        mon,
+        gpu,
+        workload,
+        None,
+        workload_name="synthetic on the GPU",
+        rest_s=1.0,
+        step_s=1.0,
+        max_steps=3,
+        sleep=idle_sleep,
+        clock=clock,
+        device="cuda",
+    )
+    assert prof.clock == "gpu-devfreq" and prof.train_device == "cuda"
+    assert [p.freq_hz for p in prof.kappa_points] == pytest.approx([306e6, 714e6, 1020e6])
+    assert prof.kappa == pytest.approx(KAPPA * 1e3, rel=0.01)  # per GPU cycle, not per CPU's
+    assert (prof.f_min_hz, prof.f_max_hz, len(prof.f_steps_hz)) == (306e6, 1020e6, 8)
+    top = prof.kappa_points[-1]
+    assert prof.cycles_per_sample == pytest.approx(1020e6 * top.duration_s / top.train_samples)
+    node = root / "sys/class/devfreq/17000000.gpu"
+    assert (node / "max_freq").read_text().strip() == "1020000000"  # restored
+    assert (node / "min_freq").read_text().strip() == "306000000"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, List
@@ -59,34 +58,6 @@ def test_apply_below_scaling_min_lowers_min_first(tree: Any) -> None:
     assert limits(root) == [1500000, 1500000]
     cpu.restore()
     assert limits(root) == [2000000, 2400000]
-
-
-def test_sigterm_restores_and_chains_the_previous_handler(tree: Any) -> None:
-    root = tree("agx_orin")
-    seen: List[int] = []
-    original = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))
-    try:
-        cpu = CpuFreq(root)
-        assert cpu.apply(800e6).applied
-        assert limits(root, "policy8")[1] == 1036800
-        handler = signal.getsignal(signal.SIGTERM)
-        assert callable(handler)
-        handler(signal.SIGTERM, None)
-        assert limits(root, "policy8") == [115200, 2201600]
-        assert seen == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGTERM) != handler  # guard removed
-    finally:
-        signal.signal(signal.SIGTERM, original)
-
-
-def test_atexit_guard_restores(tree: Any) -> None:
-    root = tree("nano_jp4")
-    cpu = CpuFreq(root)
-    assert cpu.apply(500e6).applied
-    cpu._atexit()
-    assert limits(root) == [102000, 1479000]
-    cpu.restore()
 
 
 def test_bare_machine_reports_dvfs_unavailable() -> None:
