@@ -111,9 +111,13 @@ def report_fields(req: pb.RoundReport, limit: int) -> Dict[str, Any]:
     _finite(req.applied_freq_hz, "applied_freq_hz", 0.0, MAX_FREQ_HZ)
     _text(req.error, 4 * limit, "error")
     _text(req.dvfs_reason, limit, "dvfs_reason")
+    _text(req.link_kind, 16, "link_kind")
+    _text(req.link_profile, limit, "link_profile")
+    _finite(req.link_mbps, "link_mbps", 0.0, 1e6)
     comp = windows.get("compute")
     comm = windows.get("communicate")
     ref = comp or comm
+    goodput = req.bytes_up * 8.0 / req.upload_time_s / 1e6 if req.upload_time_s > 0 else None
     return {
         "compute_energy_j": comp.energy_j if comp else None,
         "compute_dynamic_j": comp.dynamic_energy_j if comp else None,
@@ -135,6 +139,9 @@ def report_fields(req: pb.RoundReport, limit: int) -> Dict[str, Any]:
         "loss_last": req.loss_last,
         "emulated_link": int(req.emulated_link),
         "link_mbps": req.link_mbps,
+        "link_kind": req.link_kind,
+        "link_profile": req.link_profile,
+        "goodput_mbps": goodput if req.bytes_up > 0 else None,
         "update_sq_error": req.update_sq_error,
         "update_error_bound": req.update_error_bound,
         "update_range": req.update_range,

@@ -20,6 +20,14 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 SCHEMA_VERSION = 1
 
+# Columns added after a table's first release, as (table, column, type): created on stores made
+# before them by ALTER TABLE (additive only: old rows read NULL).
+ADDED_COLUMNS = (
+    ("reports", "link_kind", "TEXT"),  # "shaped", "emulated" or "" (the board's own network)
+    ("reports", "link_profile", "TEXT"),  # the configured link as text
+    ("reports", "goodput_mbps", "REAL"),  # measured: bytes_up * 8 / upload_time_s / 1e6
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
@@ -93,7 +101,7 @@ CREATE TABLE IF NOT EXISTS reports (
     mean_freq_hz REAL, applied_freq_hz REAL, dvfs_applied INTEGER,
     bytes_up INTEGER, bits INTEGER, samples INTEGER, steps INTEGER,
     loss_first REAL, loss_last REAL,
-    emulated_link INTEGER, link_mbps REAL,
+    emulated_link INTEGER, link_mbps REAL, link_kind TEXT, link_profile TEXT, goodput_mbps REAL,
     update_sq_error REAL, update_error_bound REAL, update_range REAL, update_norm REAL,
     error TEXT,
     report_json TEXT NOT NULL,
@@ -123,6 +131,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -132,6 +141,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _add_columns(self) -> None:
+        for table, column, kind in ADDED_COLUMNS:
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- generic helpers -------------------------------------------------------------------
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -277,10 +292,13 @@ class Store:
             return self.query("SELECT * FROM reports ORDER BY round, device_id")
         return self.query("SELECT * FROM reports WHERE round = ? ORDER BY device_id", (round_no,))
 
-    def device_reports(self, device_id: str, limit: int = 20) -> List[Dict[str, Any]]:
+    def device_reports(
+        self, device_id: str, limit: int = 20, with_errors: bool = False
+    ) -> List[Dict[str, Any]]:
+        """A device's latest reports, newest first; those with an error only if asked."""
+        ok = "" if with_errors else " AND (error IS NULL OR error = '')"
         return self.query(
-            "SELECT * FROM reports WHERE device_id = ? AND (error IS NULL OR error = '') "
-            "ORDER BY round DESC LIMIT ?",
+            f"SELECT * FROM reports WHERE device_id = ?{ok} ORDER BY round DESC LIMIT ?",
             (device_id, limit),
         )
 
