@@ -14,7 +14,9 @@ import sys
 from typing import List, Optional
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate", "experiment", "report", "revoke"]
+SUBCOMMANDS: List[str] = [
+    "serve", "demo", "plan", "simulate", "experiment", "report", "revoke", "links",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,7 @@ class LinkSet(ABC):
     def __init__(self) -> None:
         self.t0_unix = time.time()  # time 0 of every trace of this run
         self.links: Dict[str, AgentLink] = {}
+        self.note = ""  # why this backend, when it is a fallback
 
     @property
     def label(self) -> str:

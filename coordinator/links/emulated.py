@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 class EmulatedLinks(LinkSet):
     kind = EMULATED
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "") -> None:  # reason: why not shaped (a fallback)
         super().__init__()
-        self.reason = reason  # why not shaped (shown once by the caller)
+        self.note = f"fallback: {reason}" if reason else ""
 
     def start_traces(self) -> None:
         """The agents' buckets count trace time from ``t0_unix``: move it to now."""

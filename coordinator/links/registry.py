@@ -45,9 +45,11 @@ def process_start_ticks(pid: int) -> Optional[int]:
 
 
 def alive(pid: int, start_ticks: Optional[int]) -> bool:
-    """True while the process that wrote a record still runs (not a recycled pid)."""
+    """True while ``pid`` runs (not a zombie) and, given ``start_ticks``, is not a recycled pid."""
     now = process_start_ticks(pid)
-    return now is not None and (start_ticks is None or now == start_ticks)
+    if now is None or _state(pid) in ("Z", "X"):
+        return False
+    return start_ticks is None or now == start_ticks
 
 
 @dataclass
@@ -104,16 +106,21 @@ def kill_namespace_processes(namespaces: List[str], grace_s: float = KILL_GRACE_
     return pids
 
 
+def _state(pid: int) -> str:
+    """The process state letter (R, S, Z, ...); "X" when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "X"
+    return stat[stat.rindex(")") + 2 :].split()[0]
+
+
 def _exists(pid: int) -> bool:
     """True while ``pid`` runs (a zombie counts as gone; one of our own children is reaped)."""
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+    return _state(pid) not in ("Z", "X")
 
 
 def remove_namespaces(namespaces: List[str]) -> List[str]:

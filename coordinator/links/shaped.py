@@ -355,7 +355,7 @@ def shaped_or_emulated(run_dir: Path, backend: str = "auto", impair: str = "auto
     from coordinator.links.emulated import EmulatedLinks
 
     if backend == "emulated":
-        return EmulatedLinks("asked for")
+        return EmulatedLinks()
     if backend not in ("auto", "shaped"):
         raise LinkError(f"link backend must be auto, shaped or emulated, not {backend!r}")
     try:

@@ -20,7 +20,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 STORE_NAME = "greenfed.sqlite"
 REQUIRED_TABLES = ("meta", "devices", "rounds", "assignments", "reports")
@@ -76,7 +76,8 @@ _REPORT_COLS = (
     "comm_dynamic_j", "comm_time_s", "power_source", "power_scope", "estimated",
     "mean_freq_hz", "applied_freq_hz", "dvfs_applied", "bytes_up", "samples", "steps",
     "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error",
-    "update_error_bound", "update_range", "update_norm",
+    "update_error_bound", "update_range", "update_norm", "link_kind", "link_profile",
+    "goodput_mbps",
 )  # fmt: skip
 _RENAMED = {
     "p.bits": "report_bits",
@@ -94,13 +95,22 @@ _SELECT = [
     *_RENAMED.items(),
 ]
 DEVICE_ROUND_COLUMNS: List[str] = [alias for _, alias in _SELECT]
-_DEVICE_ROUND_SQL = (
-    "SELECT "
-    + ", ".join(f"{expr} AS {alias}" for expr, alias in _SELECT)
-    + " FROM assignments a JOIN rounds r ON r.round = a.round"
-    + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
-    + " ORDER BY a.round, a.device_id"
-)
+
+
+def _device_round_sql(report_columns: Set[str]) -> str:
+    """The device-round query; report columns a store predates read as NULL."""
+
+    def expr(e: str) -> str:
+        table, _, col = e.partition(".")
+        return "NULL" if table == "p" and col not in report_columns else e
+
+    return (
+        "SELECT "
+        + ", ".join(f"{expr(e)} AS {alias}" for e, alias in _SELECT)
+        + " FROM assignments a JOIN rounds r ON r.round = a.round"
+        + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
+        + " ORDER BY a.round, a.device_id"
+    )
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -125,7 +135,8 @@ def load_store(path: Path, label: Optional[str] = None) -> SchemeRecords:
     db = _connect_ro(path)
     try:
         rounds = [dict(r) for r in db.execute("SELECT * FROM rounds ORDER BY round")]
-        device_rounds = [dict(r) for r in db.execute(_DEVICE_ROUND_SQL)]
+        have = {r[1] for r in db.execute("PRAGMA table_info(reports)")}
+        device_rounds = [dict(r) for r in db.execute(_device_round_sql(have))]
         devices = [
             dict(r)
             for r in db.execute(

@@ -69,6 +69,8 @@ class SchemeSummary:
     estimated: str = "none"  # "all", "some" or "none" of the counted device-rounds
     emulated_link: str = "none"
     link_mbps: List[float] = field(default_factory=list)
+    shaped_link: str = "none"  # device-rounds over kernel-shaped links (netns/tc)
+    mean_goodput_mbps: Optional[float] = None  # measured upload goodput, mean over reports
 
     @property
     def total_energy_j(self) -> float:
@@ -147,6 +149,10 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         estimated=_share([bool(r["estimated"]) for r in reported]),
         emulated_link=_share([bool(r["emulated_link"]) for r in reported]),
         link_mbps=sorted({float(r["link_mbps"]) for r in reported if r["link_mbps"]}),
+        shaped_link=_share([r.get("link_kind") == "shaped" for r in reported]),
+        mean_goodput_mbps=_mean(
+            [float(r["goodput_mbps"]) for r in reported if r.get("goodput_mbps")]
+        ),
     )
 
 

@@ -35,3 +35,23 @@ def test_reports_and_assignments_round_trip(tmp_path: Path) -> None:
     assert s.device_reports("a")[0]["round"] == 0
     s.event("refused", "x" * 5000, device_id="a")
     assert len(s.events("refused")[0]["message"]) == 2000
+
+
+def test_a_store_from_before_the_link_columns_gains_them(tmp_path: Path) -> None:
+    import sqlite3
+
+    from coordinator.store import ADDED_COLUMNS
+
+    db = tmp_path / "old.sqlite"
+    Store(db).close()
+    con = sqlite3.connect(db)  # make it look like a store written before these columns
+    for table, column, _ in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.commit()
+    con.close()
+    s = Store(db)
+    s.record_report(0, "a", {"link_kind": "shaped", "goodput_mbps": 4.8, "report_json": "{}"})
+    assert s.reports(0)[0]["link_kind"] == "shaped"
+    s.record_report(1, "a", {"error": "late", "report_json": "{}"})
+    assert [r["round"] for r in s.device_reports("a")] == [0]
+    assert [r["round"] for r in s.device_reports("a", with_errors=True)] == [1, 0]
