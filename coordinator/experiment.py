@@ -196,7 +196,7 @@ def _drive(
         for r in _completed_rounds(store)[seen:]:
             fd = r["quality_fd"]
             say(
-                f"[{scheme}] round {r['round'] + 1}/{setup.rounds} completed after "
+                f"[{scheme}] round {seen + 1}/{setup.rounds} completed after "
                 f"{time.monotonic() - t0:.0f} s: {r['arrived']}/{r['participants']} "
                 f"updates, FD {'-' if fd is None else format(fd, '.3f')}"
             )

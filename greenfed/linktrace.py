@@ -146,23 +146,22 @@ def parse_trace(text: str, name: str) -> Trace:
     return Trace(name, tuple(times), tuple(rates))
 
 
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TraceError(f"cannot read {what} {path}: {e}") from e
+
+
 def load_trace(path: Union[str, Path]) -> Trace:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise TraceError(f"cannot read trace {path}: {e}") from e
-    return parse_trace(text, path.stem)
+    return parse_trace(_read(path, "trace"), path.stem)
 
 
 def read_rate_log(path: Union[str, Path]) -> RateSchedule:
     """The ``time_unix,mbps`` log a testbed writes as it applies rates (see coordinator/links)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise TraceError(f"cannot read rate log {path}: {e}") from e
-    times, rates = parse_steps(text, str(path), time_name="time_unix")
+    times, rates = parse_steps(_read(path, "rate log"), str(path), time_name="time_unix")
     return RateSchedule(tuple(times), tuple(rates))
 
 

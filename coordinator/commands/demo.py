@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from coordinator.commands.links import add_backend_argument
+
 HELP = (
     "run a coordinator and 4 agent processes (digits shards, uplinks of 2/5/10/20 Mbit/s: "
     "kernel-shaped in network namespaces when run as root, else emulated in-process) for a few "
@@ -30,13 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local-steps", type=int, default=150, help="local training steps per round (default 150)"
     )
-    parser.add_argument(
-        "--link-backend",
-        choices=["auto", "shaped", "emulated"],
-        default="auto",
-        help="shaped: each agent in a network namespace behind tc (root, iproute2); emulated: "
-        "the agents' token bucket on loopback; auto: shaped where possible (default)",
-    )
+    add_backend_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

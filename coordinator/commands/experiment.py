@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+from coordinator.commands.links import add_backend_argument
+
 HELP = (
     "compare schemes (e.g. fp32,fixed-8,on-demand) on the same local agents, devices, data, "
     "deadline and error budget, then write the report"
@@ -46,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scheme (default 5)")
     parser.add_argument("--devices", type=int, default=4, help="local agents (default 4)")
     parser.add_argument("--preset", choices=["local"], default="local",
-                        help="local: agents on loopback with emulated 2/5/10/20 Mbit/s uplinks "
-                        "and shard sizes growing with the device number")  # fmt: skip
+                        help="local: agents on this machine with 2/5/10/20 Mbit/s uplinks "
+                        "(see --links) and shard sizes growing with the device number")  # fmt: skip
     parser.add_argument(
         "--deadline-s",
         type=float,
@@ -99,13 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rtt=50 (repeat; cycled over the devices; default for traces: "
         "congested, lte-walk, wifi-steady, lte-walk@300 with RTTs 60/50/10/50 ms)",
     )
-    parser.add_argument(
-        "--link-backend",
-        choices=["auto", "shaped", "emulated"],
-        default="auto",
-        help="shaped: network namespaces and tc (root, iproute2); emulated: the "
-        "agents' token bucket; auto: shaped where possible (default)",
-    )
+    add_backend_argument(parser)
     parser.add_argument("--fleet-sizes", default="10,100,1000,10000",
                         help="fleet sizes of the simulated study ('' to skip; default "
                         "10,100,1000,10000)")  # fmt: skip

@@ -11,6 +11,18 @@ HELP = (
 )
 
 
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--link-backend`` of the commands that start local agents (demo, experiment)."""
+    parser.add_argument(
+        "--link-backend",
+        choices=["auto", "shaped", "emulated"],
+        default="auto",
+        help="shaped: each agent in its own network namespace behind tc (root, iproute2); "
+        "emulated: the agents' own token bucket on loopback; auto: shaped where possible "
+        "(default)",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True

@@ -98,13 +98,16 @@ def compare_plot(rows: Sequence[StudyRow], path: Path) -> Path:
     """Energy, bytes, late device-rounds and final FD per scheme, one bar per condition."""
     plt = _pyplot()
     schemes = list(dict.fromkeys(r.scheme for r in rows))
+    from matplotlib.patches import Patch
+
     panels = (
         ("energy_per_round_j", "energy per round (J)"),
+        ("comm_energy_per_round_j", "upload energy per round (J)"),
         ("bytes_per_round", "bytes uploaded per round"),
         ("late_device_rounds", "late device-rounds"),
         ("final_fd", "final FD (lower is better)"),
     )
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(20, 4.2))
     for ax, (key, title) in zip(axes, panels):
         for k, condition in enumerate(CONDITIONS):
             values = []
@@ -118,7 +121,13 @@ def compare_plot(rows: Sequence[StudyRow], path: Path) -> Path:
                    hatch="" if k else "//", edgecolor="black")  # fmt: skip
         ax.set_xticks(range(len(schemes)), schemes)
         ax.set_title(title)
-    axes[0].legend(title="hatched: steady, solid: traces", fontsize=8)
+    axes[0].legend(
+        handles=[
+            Patch(facecolor="white", edgecolor="black", hatch="//", label="steady (left)"),
+            Patch(facecolor="gray", edgecolor="black", label="traces (right)"),
+        ],
+        fontsize=8,
+    )
     return _save(fig, path)
 
 
@@ -130,9 +139,14 @@ def bits_plot(runs: Dict[str, RunRecords], path: Path) -> Optional[Path]:
         return None
     devices = sorted({r["device_id"] for recs in per.values() if recs for r in recs.device_rounds})
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(devices), figsize=(4.6 * len(devices), 3.8), squeeze=False)
+    twins = []
+    top = max(int(r["bits"]) for recs in per.values() if recs for r in recs.device_rounds)
     for ax, device in zip(axes[0], devices):
         rate_ax = ax.twinx()
+        twins.append(rate_ax)
         for condition, recs in per.items():
             if recs is None:
                 continue
@@ -150,9 +164,12 @@ def bits_plot(runs: Dict[str, RunRecords], path: Path) -> Optional[Path]:
         ax.set_title(device)
         ax.set_xlabel("round")
         ax.set_ylabel("bits (on-demand)")
+        ax.set_ylim(0, top + 1)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         rate_ax.set_ylabel("Mbit/s (traces)")
-    handles = [h for a in (axes[0][0], axes[0][0].figure.axes[-1]) for h in a.get_lines()]
-    axes[0][0].legend(handles=handles, fontsize=7, loc="best")
+        rate_ax.set_ylim(bottom=0)
+    handles = [*axes[0][0].get_lines(), *twins[0].get_lines()]
+    axes[0][0].legend(handles=handles, fontsize=7, loc="lower left")
     return _save(fig, path)
 
 
