@@ -7,6 +7,8 @@ Reads ``<study>/<condition>/`` (each an experiment folder, coordinator/link_stud
   only, per round where the schemes completed different numbers of rounds);
 - **rounds that missed the deadline**: rounds (completed or failed) in which at least one
   assigned device was late; **late device-rounds**: assignments marked late, over all rounds;
+  **excluded device-rounds**: devices the planner left out of a round because even their
+  fastest round could not meet the deadline at their measured rates (``excluded`` events);
 - measured goodput: the mean over reports of bytes x 8 / upload time.
 """
 
@@ -20,14 +22,20 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from coordinator.report.html import _CSS, img_tag
 from coordinator.report.plots import _pyplot, _save, color
-from coordinator.report.records import ReportError, RunRecords, load_run
+from coordinator.report.records import (
+    ReportError,
+    RunRecords,
+    SchemeRecords,
+    connect_ro,
+    load_run,
+)
 from coordinator.report.summary import SchemeSummary, summarize
 from coordinator.report.text import banner, format_table
 
 CONDITIONS = ("steady", "traces")
 HEADER = (
     "condition", "scheme", "rounds", "J/round", "upload J/round", "bytes/round",
-    "missed rounds", "late dev-rounds", "final FD", "mean bits", "goodput Mbit/s",
+    "missed rounds", "late dev-rounds", "excluded", "final FD", "mean bits", "goodput Mbit/s",
 )  # fmt: skip
 
 
@@ -42,6 +50,7 @@ class StudyRow:
     bytes_per_round: Optional[float]
     missed_rounds: int  # rounds with at least one late device
     late_device_rounds: int
+    excluded_device_rounds: int  # left out by the planner: the deadline was out of reach
     final_fd: Optional[float]
     mean_bits: Optional[float]
     mean_goodput_mbps: Optional[float]
@@ -61,13 +70,23 @@ class StudyRow:
             f(self.bytes_per_round, ",.0f"),
             str(self.missed_rounds),
             str(self.late_device_rounds),
+            str(self.excluded_device_rounds),
             f(self.final_fd, ".3f"),
             f(self.mean_bits, ".2f"),
             f(self.mean_goodput_mbps, ".2f"),
         ]
 
 
-def row_of(condition: str, summary: SchemeSummary, records: Any) -> StudyRow:
+def excluded_count(store: Path) -> int:
+    """``excluded`` events in a store (opened read-only)."""
+    db = connect_ro(store)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'excluded'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def row_of(condition: str, summary: SchemeSummary, records: SchemeRecords) -> StudyRow:
     late = [r for r in records.device_rounds if r["assignment_status"] == "late"]
     return StudyRow(
         condition=condition,
@@ -79,6 +98,7 @@ def row_of(condition: str, summary: SchemeSummary, records: Any) -> StudyRow:
         bytes_per_round=summary.per_round(float(summary.bytes_up)),
         missed_rounds=len({r["round"] for r in late}),
         late_device_rounds=len(late),
+        excluded_device_rounds=excluded_count(records.store_path),
         final_fd=summary.final_fd,
         mean_bits=summary.mean_bits,
         mean_goodput_mbps=summary.mean_goodput_mbps,
@@ -185,8 +205,9 @@ NOTES = (
     "same devices replaying the traces (same RTT, seed, deadline and error budget). Energy, "
     "bytes and FD over completed rounds (per round); 'missed rounds' are rounds with at least "
     "one late device and 'late dev-rounds' the late assignments, over all rounds (a round "
-    "without enough updates fails and is not completed); goodput is the measured bytes x 8 / "
-    "upload time, mean over reports."
+    "without enough updates fails and is not completed); 'excluded' counts devices the planner "
+    "left out of a round because the deadline was out of their reach at their measured rates; "
+    "goodput is the measured bytes x 8 / upload time, mean over reports."
 )
 
 

@@ -113,7 +113,7 @@ def _device_round_sql(report_columns: Set[str]) -> str:
     )
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+def connect_ro(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         db.row_factory = sqlite3.Row
@@ -132,7 +132,7 @@ def load_store(path: Path, label: Optional[str] = None) -> SchemeRecords:
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"{path}: no such store file")
-    db = _connect_ro(path)
+    db = connect_ro(path)
     try:
         rounds = [dict(r) for r in db.execute("SELECT * FROM rounds ORDER BY round")]
         have = {r[1] for r in db.execute("PRAGMA table_info(reports)")}

@@ -26,6 +26,7 @@ def _condition(root: Path, comm: float, late: bool) -> None:
             store.set_assignment_status(1, "b", "late")  # a completed round
             store.set_assignment_status(2, "a", "late")  # the failed round
             store.set_assignment_status(2, "b", "late")
+            store.event("excluded", "device c: 20 s at f_max, over the deadline", "c", 1)
             store.close()
     agents = [{"device_id": "a", "link": {"describe": "trace congested"}}]
     doc = {"schemes": list(specs), "agents": agents}
@@ -40,7 +41,7 @@ def test_steady_vs_traces_table_csv_and_page(tmp_path: Path) -> None:
     rows = {(r.condition, r.scheme): r for r in report.rows}
     assert set(rows) == {(c, s) for c in ("steady", "traces") for s in ("fp32", "on-demand")}
     fp32 = rows[("traces", "fp32")]
-    assert (fp32.missed_rounds, fp32.late_device_rounds) == (2, 3)
+    assert (fp32.missed_rounds, fp32.late_device_rounds, fp32.excluded_device_rounds) == (2, 3, 1)
     assert (
         rows[("steady", "fp32")].missed_rounds,
         rows[("steady", "fp32")].late_device_rounds,
