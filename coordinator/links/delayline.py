@@ -131,6 +131,9 @@ class DelayLine:
             except OSError:  # the device went away: the run is being torn down
                 self.stopping = True
                 return
+            if not packet:  # end of file: no device behind the descriptor any more
+                self.stopping = True
+                return
             if d.loss and self.rng.random() < d.loss:
                 d.counts["dropped_loss"] += 1
                 continue

@@ -65,3 +65,18 @@ def test_delay_without_reordering_and_loss_on_the_uplink_only() -> None:
     assert numbers == sorted(set(numbers))  # no reordering, no duplicates
     for n, at in uplink + downlink:  # every packet waited at least the delay minus the jitter
         assert at - sent[n] >= 0.020 - 1e-3
+
+
+def test_a_closed_device_ends_the_loop() -> None:
+    agent_kernel, agent_tun = _pair()
+    hub_kernel, hub_tun = _pair()
+    spec = DelayLineSpec("a", "ta", "h", "th", one_way_ms=1.0, jitter_ms=0.0, loss_pct=0.0,
+                         seed=1, ready_path="", stats_path="")  # fmt: skip
+    line = DelayLine(spec, agent_tun.fileno(), hub_tun.fileno())
+    agent_kernel.close()  # the agent's side is gone: reads return end of file
+    thread = threading.Thread(target=line.run, daemon=True)
+    thread.start()
+    thread.join(10.0)
+    assert not thread.is_alive() and line.stopping
+    for s in (agent_tun, hub_kernel, hub_tun):
+        s.close()
