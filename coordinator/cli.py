@@ -10,7 +10,16 @@ from typing import List, Optional
 from greenfed import cli
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["serve", "demo", "plan", "simulate", "experiment", "report", "revoke"]
+SUBCOMMANDS: List[str] = [
+    "serve",
+    "demo",
+    "plan",
+    "simulate",
+    "experiment",
+    "report",
+    "revoke",
+    "links",
+]
 DESCRIPTION = (
     "greenfed coordinator: allocates bits and frequencies, aggregates updates, records energy."
 )

@@ -191,7 +191,14 @@ class Engine(RoundDriver):
                     f"assigned {a.mode} at {a.bits} bits, manifest says "
                     f"{manifest.mode} at {manifest.bits} bits"
                 )
-        path = self.spool.receive(manifest, device_id, chunks)
+        try:
+            path = self.spool.receive(manifest, device_id, chunks)
+        except FileNotFoundError:
+            # The round closed while this (slow) upload still streamed: its spool file was
+            # discarded. Say it was late (StaleRound), not an internal error.
+            with self._lock:
+                self._check_upload_allowed(device_id, manifest.round)
+            raise
         try:
             with self._decode_slots:
                 frame = path.read_bytes()

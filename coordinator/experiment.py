@@ -1,10 +1,13 @@
 """Run several schemes one after another on the same local agents, for a fair comparison.
 
 Each scheme is its own coordinator run with its own state under ``<out>/<scheme>/state``, and
-every run gets the same agents (device ids, data shards, emulated uplinks, threads), the same
-seed, the same **fixed** deadline and the same **absolute** error budget. The agents' quick
-calibration runs once, in the first scheme, and its profile (``<out>/profiles/<id>.json``) is
-reused by the others, so the allocator starts every scheme from the same coefficients.
+every run gets the same agents (device ids, data shards, link profiles, threads), the same
+seed, the same **fixed** deadline and the same **absolute** error budget. Links are
+kernel-shaped where the machine allows it (root, iproute2) and emulated in-process otherwise
+(``link_backend``, coordinator/links); each scheme's traces start when its coordinator does.
+The agents' quick calibration runs once, in the first scheme, and its profile
+(``<out>/profiles/<id>.json``) is reused by the others, so the allocator starts every scheme
+from the same coefficients.
 
 Only local agents (processes on loopback, started by :mod:`coordinator.launcher`) are
 supported; docs/experiments.md explains how to run the same comparison with agents on boards.
@@ -27,6 +30,7 @@ from coordinator.allocator.schemes import Scheme
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import ExperimentError, LaunchError
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
+from coordinator.links import LinkError, LinkProfile, shaped_or_emulated
 
 DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
@@ -44,10 +48,13 @@ class LocalPreset:
     poll_interval_s: float = 2.0
 
 
-def local_agents(n: int, threads: int = 1) -> List[AgentSpec]:
+def local_agents(
+    n: int, threads: int = 1, links: Optional[List[LinkProfile]] = None
+) -> List[AgentSpec]:
     """``n`` agents on IID digits shards of different sizes and uplinks of 2/5/10/20 Mbit/s.
 
-    Agent i (1-based) gets shard i of n capped at i/n of the shard's size, so sizes grow with i.
+    Agent i (1-based) gets shard i of n capped at i/n of the shard's size, so sizes grow with i;
+    with ``links``, agent i gets ``links[(i - 1) % len(links)]`` instead of the fixed rates.
     """
     if n < 1:
         raise ExperimentError("at least one device is needed")
@@ -55,12 +62,14 @@ def local_agents(n: int, threads: int = 1) -> List[AgentSpec]:
     specs = []
     for i in range(1, n + 1):
         limit = max(8, round(shard * i / n))
+        link = links[(i - 1) % len(links)] if links else None
         specs.append(
             AgentSpec(
                 f"board-{i}",
                 f"digits:shard={i}/{n},limit={limit}",
-                UPLINKS_MBPS[(i - 1) % len(UPLINKS_MBPS)],
+                None if link else UPLINKS_MBPS[(i - 1) % len(UPLINKS_MBPS)],
                 threads,
+                link,
             )
         )
     return specs
@@ -95,6 +104,8 @@ class ExperimentSetup:
     quality_margin_rel: float = 0.20
     poll_interval_s: float = 2.0
     notes: Dict[str, str] = field(default_factory=dict)  # where deadline and budget came from
+    link_backend: str = "auto"  # "auto" (shaped where possible), "shaped" or "emulated"
+    condition: str = ""  # the link condition of a link study ("steady", "traces")
 
     def __post_init__(self) -> None:
         if not self.schemes or len(set(self.schemes)) != len(self.schemes):
@@ -125,6 +136,9 @@ class ExperimentSetup:
     def to_json(self) -> Dict[str, Any]:
         d = asdict(self)
         d["agents"] = [asdict(a) for a in self.agents]
+        for a, spec in zip(d["agents"], self.agents):
+            profile = spec.link_profile()
+            a["link"] = profile.to_json() if profile is not None else None
         d["coordinator_values"] = self.coordinator_values("<scheme>")
         return d
 
@@ -182,7 +196,7 @@ def _drive(
         for r in _completed_rounds(store)[seen:]:
             fd = r["quality_fd"]
             say(
-                f"[{scheme}] round {r['round'] + 1}/{setup.rounds} completed after "
+                f"[{scheme}] round {seen + 1}/{setup.rounds} completed after "
                 f"{time.monotonic() - t0:.0f} s: {r['arrived']}/{r['participants']} "
                 f"updates, FD {'-' if fd is None else format(fd, '.3f')}"
             )
@@ -204,9 +218,14 @@ def run_scheme(
     t0 = time.monotonic()
     with open(run_dir / "coordinator.log", "ab") as log:
         try:
-            run = start_coordinator(run_dir, setup.coordinator_values(scheme), stdout=log)
-        except LaunchError as e:
+            links = shaped_or_emulated(run_dir, setup.link_backend)
+            run = start_coordinator(
+                run_dir, setup.coordinator_values(scheme), stdout=log, links=links
+            )
+            links.start_traces()
+        except (LaunchError, LinkError) as e:
             return {"scheme": scheme, "exit_code": None, "error": str(e), "rounds_completed": 0}
+        say(f"[{scheme}] links: {links.label}" + (f" ({links.note})" if links.note else ""))
         try:
             code = _drive(run, setup, scheme, out, say, timeout_s, t0)
         finally:
@@ -216,6 +235,7 @@ def run_scheme(
         "exit_code": code,
         "wall_s": round(time.monotonic() - t0, 1),
         "rounds_completed": len(_completed_rounds(store)),
+        "links": links.label,
         "store": str(store.relative_to(out)),
         "coordinator_log": str((run_dir / "coordinator.log").relative_to(out)),
     }

@@ -1,7 +1,9 @@
 """Start a coordinator and local agents as separate processes on loopback (demo, experiments).
 
 Each process is a real ``greenfed-coordinator serve`` / ``greenfed-agent run`` started with
-this interpreter, talking real gRPC over 127.0.0.1. Agents' logs go to ``<run>/logs``; the
+this interpreter, talking real gRPC over 127.0.0.1, or, given shaped links
+(:mod:`coordinator.links`), with each agent in its own network namespace behind a tc-shaped
+uplink and the coordinator in the run's hub namespace. Agents' logs go to ``<run>/logs``; the
 coordinator's output is passed through (its round tables are the progress display).
 """
 
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from coordinator.errors import LaunchError
+from coordinator.links.base import LinkSet
+from coordinator.links.profile import LinkProfile
 
 
 @dataclass
@@ -25,6 +29,12 @@ class AgentSpec:
     data: str
     uplink_mbps: Optional[float] = None
     threads: int = 1
+    link: Optional[LinkProfile] = None  # with the run's LinkSet: this link (else uplink_mbps)
+
+    def link_profile(self) -> Optional[LinkProfile]:
+        if self.link is not None:
+            return self.link
+        return LinkProfile(rate_mbps=self.uplink_mbps) if self.uplink_mbps else None
 
 
 def toml_value(v: Any) -> str:
@@ -63,6 +73,7 @@ class LocalRun:
     port: int
     agents: Dict[str, subprocess.Popen] = field(default_factory=dict)
     agent_specs: Dict[str, AgentSpec] = field(default_factory=dict)
+    links: Optional[LinkSet] = None  # owned: closed by close()
 
     def start_agent(self, spec: AgentSpec, extra: Optional[Mapping[str, Any]] = None) -> None:
         logs = self.run_dir / "logs"
@@ -75,13 +86,21 @@ class LocalRun:
             "state_dir": str(self.run_dir / "agents" / spec.device_id),
             "num_threads": spec.threads,
         }
-        if spec.uplink_mbps:
+        prefix: List[str] = []
+        profile = spec.link_profile()
+        if self.links is not None and profile is not None:
+            link = self.links.attach(spec.device_id, profile)
+            values["coordinator"] = f"{link.coordinator_host}:{self.port}"
+            values.update(link.agent_values)
+            prefix = link.argv_prefix
+        elif spec.uplink_mbps:
             values["uplink_mbps"] = float(spec.uplink_mbps)
         values.update(extra or {})
         write_toml(cfg_path, values)
+        argv = [*prefix, sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)]
         with open(logs / f"{spec.device_id}.log", "ab") as log:  # the child keeps its copy
             self.agents[spec.device_id] = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=_env(spec.threads),
@@ -103,6 +122,8 @@ class LocalRun:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if self.links is not None:
+            self.links.close()
 
 
 def start_coordinator(
@@ -110,17 +131,42 @@ def start_coordinator(
     values: Mapping[str, Any],
     stdout: Any = None,
     ready_timeout_s: float = 120.0,
+    links: Optional[LinkSet] = None,
 ) -> LocalRun:
-    """Write ``coordinator.toml`` and start ``serve`` on a free loopback port."""
+    """Write ``coordinator.toml`` and start ``serve`` on a free loopback port.
+
+    With ``links``, the coordinator runs where that link set says (shaped: the run's hub
+    namespace) and the returned run owns the set; if the start fails it is closed here.
+    """
+    try:
+        return _start_coordinator(run_dir, values, stdout, ready_timeout_s, links)
+    except BaseException:
+        if links is not None:
+            links.close()
+        raise
+
+
+def _start_coordinator(
+    run_dir: Path,
+    values: Mapping[str, Any],
+    stdout: Any,
+    ready_timeout_s: float,
+    links: Optional[LinkSet],
+) -> LocalRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "coordinator.toml"
     cfg: Dict[str, Any] = {"listen": "127.0.0.1:0", "state_dir": str(run_dir / "state")}
     cfg.update(values)
+    prefix: List[str] = []
+    if links is not None:
+        cfg.update(links.coordinator_values())
+        prefix = links.coordinator_argv_prefix()
     write_toml(cfg_path, cfg)
     port_file = run_dir / "port"
     port_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
+            *prefix,
             sys.executable,
             "-m",
             "coordinator.cli",
@@ -142,7 +188,7 @@ def start_coordinator(
             proc.kill()
             raise LaunchError("coordinator did not start serving in time")
         time.sleep(0.1)
-    return LocalRun(run_dir=run_dir, coordinator=proc, port=int(port_file.read_text()))
+    return LocalRun(run_dir=run_dir, coordinator=proc, port=int(port_file.read_text()), links=links)
 
 
 def launch(
@@ -150,8 +196,11 @@ def launch(
     coordinator_values: Mapping[str, Any],
     agents: List[AgentSpec],
     stdout: Any = None,
+    links: Optional[LinkSet] = None,
 ) -> LocalRun:
-    run = start_coordinator(run_dir, coordinator_values, stdout=stdout)
+    run = start_coordinator(run_dir, coordinator_values, stdout=stdout, links=links)
+    if links is not None:
+        links.start_traces()
     try:
         for spec in agents:
             run.start_agent(spec)

@@ -91,6 +91,15 @@ class Report:
     error: str
     raw_json: str = field(default="{}", compare=False)
     train_device: str = ""  # where this round trained: "cpu" or "cuda" ("": an older agent)
+    link_kind: str = ""  # "shaped" (netns/tc) or "emulated" (in-process); "" from older agents
+    link_profile: str = ""  # the link the device had, as configured (rate, RTT, loss, trace)
+
+    @property
+    def goodput_mbps(self) -> Optional[float]:
+        """Measured upload goodput (Mbit/s): bytes sent over the upload's duration."""
+        if self.bytes_up <= 0 or self.upload_time_s <= 0:
+            return None
+        return self.bytes_up * 8.0 / self.upload_time_s / 1e6
 
     def window(self, name: str) -> Optional[Window]:
         return next((w for w in self.windows if w.name == name), None)

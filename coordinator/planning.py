@@ -96,7 +96,9 @@ def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]
         notes.append(f"{row['id']}: no cycles_per_sample in its profile, 1e6 assumed")
     rate = float(p.get("uplink_bytes_per_s") or 0.0)
     if row["link_mbps"]:
-        rate = float(row["link_mbps"]) * 1e6 / 8.0  # emulated link: its configured rate
+        # A test link's configured rate: a better prior than a calibration's loopback upload,
+        # replaced by the measured rate from the first upload on (device_coeffs).
+        rate = float(row["link_mbps"]) * 1e6 / 8.0
     if rate <= 0:
         rate = 1e6
         notes.append(f"{row['id']}: no uplink rate measured, 1 MB/s assumed")
@@ -127,8 +129,6 @@ def device_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[st
         return base
     keep = ("kappa", "cycles", "uplink_bytes_per_s", "energy_per_byte_j", "weight_range")
     values = {k: float(fitted[k]) for k in keep if k in fitted and math.isfinite(fitted[k])}
-    if row["link_mbps"]:
-        values.pop("uplink_bytes_per_s", None)  # the emulated rate is known exactly
     return DeviceCoeffs(**{**base.__dict__, **values})
 
 
@@ -252,7 +252,9 @@ def refit_device(store: Store, device_id: str, cfg: CoordinatorConfig) -> None:
     row = store.get_device(device_id)
     if row is None:
         return
-    reports = list(reversed(store.device_reports(device_id)))
+    # Late or refused rounds count too: their training and whatever crossed the link were
+    # measured (measurement_of skips reports that lack a window or bytes).
+    reports = list(reversed(store.device_reports(device_id, with_errors=True)))
     measurements = [m for m in (measurement_of(r) for r in reports) if m is not None]
     notes: List[str] = []
     base = base_coeffs(row, cfg, notes)

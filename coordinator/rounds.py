@@ -111,6 +111,11 @@ class RoundDriver:
 
     def run_round(self, devices: List[Dict[str, Any]]) -> Dict[str, Any]:
         number = self.store.next_round_number()
+        # Plan from everything measured so far: a late device's report (its upload outlived
+        # the last round) may have arrived after that round's refit.
+        for row in devices:
+            refit_device(self.store, row["id"], self.cfg)
+        devices = [self.store.get_device(row["id"]) or row for row in devices]
         plan: RoundPlan = plan_round(self.cfg, devices, self.params, self.last_update_sq_norm)
         now = self.clock()
         deadline_unix = now + plan.deadline_s

@@ -91,6 +91,8 @@ def report_from_pb(req: pb.RoundReport) -> Report:
         link_mbps=req.link_mbps,
         error=req.error,
         train_device=req.train_device,
+        link_kind=req.link_kind,
+        link_profile=req.link_profile,
         raw_json=json_format.MessageToJson(req, preserving_proto_field_name=True, indent=None),
     )
 

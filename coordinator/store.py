@@ -128,8 +128,16 @@ ALTER TABLE reports ADD COLUMN compute_gpu_energy_j REAL;
 ALTER TABLE reports ADD COLUMN gpu_rail TEXT;
 """
 
+# Issue 15: the link a device had (shaped/emulated, its configured profile) and the measured
+# upload goodput (bytes_up * 8 / upload_time_s / 1e6, Mbit/s).
+_LINK_RECORD = """
+ALTER TABLE reports ADD COLUMN link_kind TEXT;
+ALTER TABLE reports ADD COLUMN link_profile TEXT;
+ALTER TABLE reports ADD COLUMN goodput_mbps REAL;
+"""
+
 #: Migration i takes a store from version i to i + 1.
-MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL]
+MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL, _LINK_RECORD]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -211,6 +219,9 @@ def report_columns(rep: Report) -> Dict[str, Any]:
         "loss_first": rep.loss_first,
         "loss_last": rep.loss_last,
         "emulated_link": int(rep.emulated_link),
+        "link_kind": rep.link_kind,
+        "link_profile": rep.link_profile,
+        "goodput_mbps": rep.goodput_mbps,
         "link_mbps": rep.link_mbps,
         "update_sq_error": rep.update_sq_error,
         "update_error_bound": rep.update_error_bound,
@@ -425,10 +436,13 @@ class Store:
             return self.query("SELECT * FROM reports ORDER BY round, device_id")
         return self.query("SELECT * FROM reports WHERE round = ? ORDER BY device_id", (round_no,))
 
-    def device_reports(self, device_id: str, limit: int = 20) -> List[Dict[str, Any]]:
+    def device_reports(
+        self, device_id: str, limit: int = 20, with_errors: bool = False
+    ) -> List[Dict[str, Any]]:
+        """A device's latest reports, newest first; those with an error only if asked."""
+        ok = "" if with_errors else " AND (error IS NULL OR error = '')"
         return self.query(
-            "SELECT * FROM reports WHERE device_id = ? AND (error IS NULL OR error = '') "
-            "ORDER BY round DESC LIMIT ?",
+            f"SELECT * FROM reports WHERE device_id = ?{ok} ORDER BY round DESC LIMIT ?",
             (device_id, limit),
         )
 

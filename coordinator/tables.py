@@ -43,8 +43,13 @@ def round_table(store: Store, round_no: int) -> str:
         flags = []
         if rep.get("estimated"):
             flags.append("estimated")
-        if rep.get("emulated_link"):
-            flags.append(f"emulated link {rep.get('link_mbps', 0):g} Mbit/s")
+        if rep.get("link_kind") in ("shaped", "emulated") or rep.get("emulated_link"):
+            kind = rep.get("link_kind") or "emulated"
+            got = rep.get("goodput_mbps")
+            flags.append(
+                f"{kind} link {rep.get('link_mbps') or 0:.3g} Mbit/s"
+                + (f", measured {got:.3g}" if got else "")
+            )
         source = rep.get("power_source") or "-"
         if flags:
             source += " [" + ", ".join(flags) + "]"

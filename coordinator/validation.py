@@ -126,3 +126,6 @@ def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
     text(rep.error, 4 * limit, "error")
     text(rep.dvfs_reason, limit, "dvfs_reason")
     text(rep.train_device, 16, "train_device")
+    text(rep.link_kind, 16, "link_kind")
+    text(rep.link_profile, limit, "link_profile")
+    finite(rep.link_mbps, "link_mbps", 0.0, 1e6)

@@ -96,6 +96,10 @@ class FleetClient:
         self.backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         self.chunk_bytes = 1024 * 1024
         self.poll_interval_s = 10.0
+        # Bytes of the last upload handed to gRPC (over all its attempts), and whether the
+        # last attempt's stream ran to its end: a refused late upload still measured the link.
+        self.streamed_bytes = 0
+        self.stream_ended = False
 
     def close(self) -> None:
         self.channel.close()
@@ -187,6 +191,7 @@ class FleetClient:
         """Stream ``frame``; after a transient failure ask how much arrived and resume."""
         offset = 0
         first = True
+        self.streamed_bytes = 0
         while True:
             if self.stop.is_set():
                 raise Stopped("stop requested")
@@ -234,6 +239,7 @@ class FleetClient:
     def _messages(
         self, manifest: pb.UploadManifest, frame: bytes, offset: int, bucket: Optional[TokenBucket]
     ) -> Iterator[pb.UploadMessage]:
+        self.stream_ended = False
         yield pb.UploadMessage(manifest=manifest)
         pieces = (
             frame[i : i + self.chunk_bytes] for i in range(offset, len(frame), self.chunk_bytes)
@@ -243,3 +249,5 @@ class FleetClient:
             if self.stop.is_set():
                 return
             yield pb.UploadMessage(chunk=pb.UploadChunk(data=part))
+            self.streamed_bytes += len(part)
+        self.stream_ended = True

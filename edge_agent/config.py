@@ -24,6 +24,30 @@ class AgentTlsConfig:
 
 
 @dataclass
+class LinkConfig:
+    """The test link this agent runs behind, as a launcher set it up (for its round reports).
+
+    Written by the coordinator's link testbed (docs/links.md); a board on its own network
+    leaves it out. ``kind = "shaped"``: the agent runs in a network namespace whose uplink
+    the kernel shapes; with ``uplink_mbps`` set the link is emulated in-process instead.
+    """
+
+    kind: str = ""  # "shaped", "emulated" or "" (the board's own network)
+    profile: str = ""  # the configured link as text, copied into every round report
+    rate_mbps: float = 0.0  # configured rate at the start: the coordinator's prior until measured
+    trace: Optional[Path] = None  # emulated link: bandwidth trace (CSV time_s,mbps) to follow
+    trace_t0_unix: float = 0.0  # wall-clock time of the trace's time 0 (0: the agent's start)
+    trace_offset_s: float = 0.0  # start the trace this many seconds in
+    rate_log: Optional[Path] = None  # shaped link: the testbed's log of applied rates
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("", "shaped", "emulated"):
+            raise ValueError('link.kind must be "shaped", "emulated" or "" (none)')
+        if self.rate_mbps < 0 or self.trace_offset_s < 0:
+            raise ValueError("link.rate_mbps and link.trace_offset_s must be >= 0")
+
+
+@dataclass
 class AgentConfig:
     coordinator: str = "127.0.0.1:50051"  # host:port of the coordinator
     device_id: str = ""  # this device's id (under TLS: must equal its certificate's CN)
@@ -43,6 +67,7 @@ class AgentConfig:
     exit_when_finished: bool = True  # exit 0 when the coordinator says the run is over
     sysfs_root: Path = Path("/")  # read sensors under another root (containers, tests)
     tls: AgentTlsConfig = field(default_factory=AgentTlsConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
     sensing: SensingConfig = field(default_factory=SensingConfig)
 
     def __post_init__(self) -> None:

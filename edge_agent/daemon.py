@@ -7,8 +7,8 @@ One round on the board (on the training device: the CPU, or CUDA where torch has
     [window "download"]     global model, sha256-checked
     [window "compute"]      local training (edge_agent.training: the mode the coordinator
                             names) + stochastic quantization of the update
-    [window "communicate"]  chunked upload (shaped by --uplink-mbps when set), resumable
-    report (windows, bytes, bits, frequency, losses, quantization error)
+    [window "communicate"]  chunked upload (paced in-process by --uplink-mbps when set), resumable
+    report (windows, bytes, bits, frequency, losses, quantization error, the link it had)
 
 An encoded update is written to ``state_dir`` before it is sent, so an agent restarted while
 its round is still open resumes the upload instead of training again.
@@ -27,7 +27,7 @@ import grpc
 from edge_agent.client import FleetClient
 from edge_agent.config import AgentConfig
 from edge_agent.errors import Refused, Stopped
-from edge_agent.link import TokenBucket, mbps_to_bytes_per_s
+from edge_agent.link_record import LinkRecord
 from edge_agent.pending import Pending, PendingStore
 from edge_agent.sensing import (
     CalibrationError,
@@ -71,7 +71,9 @@ class Agent:
         self.profile: Optional[CalibrationProfile] = None
         self.monitor: Optional[PowerMonitor] = None
         self.client: Optional[FleetClient] = None
-        self.bucket = TokenBucket(mbps_to_bytes_per_s(cfg.uplink_mbps)) if cfg.uplink_mbps else None
+        self.link = LinkRecord(cfg)
+        self.bucket = self.link.bucket
+        self._measured_rate: Optional[float] = None  # bytes/s of the last upload
         self.rounds_done = 0
         self._round_deadline = float("inf")
 
@@ -145,7 +147,7 @@ class Agent:
                 dvfs_reason=status.reason,
                 bits_min=self.cfg.bits_min,
                 bits_max=self.cfg.bits_max,
-                link_mbps=self.cfg.uplink_mbps or 0.0,
+                link_mbps=self.link.prior_mbps,
                 train_device=self.device,
                 device_name=device_name(self.device),
             )
@@ -220,6 +222,7 @@ class Agent:
         dvfs = self.clock.apply(a.freq_hz) if a.freq_hz > 0 else None
         windows: List[WindowResult] = []
         report = pb.RoundReport(round=a.round, bits=a.bits, train_device=self.device)
+        upload_window = (0.0, 0.0)  # wall-clock start and end of the upload, once it runs
         if dvfs is not None:
             report.dvfs_applied = dvfs.applied
             report.dvfs_reason = dvfs.reason
@@ -235,6 +238,7 @@ class Agent:
                     setattr(report, k, v)
             self.monitor.begin_window("communicate")
             t0 = time.monotonic()
+            upload_window = (time.time(), time.time())
             try:
                 self.client.upload(
                     pb.UploadManifest(
@@ -248,10 +252,19 @@ class Agent:
                     pending.frame,
                     self.bucket,
                 )
+            except Refused:
+                # Late, but the whole stream crossed the link: that is still a measurement.
+                if self.client.stream_ended and t0 < self._round_deadline:
+                    report.bytes_up = self.client.streamed_bytes
+                    elapsed = max(time.monotonic() - t0, 1e-6)
+                    self._measured_rate = report.bytes_up / elapsed or None
+                raise
             finally:
                 report.upload_time_s = time.monotonic() - t0
+                upload_window = (upload_window[0], time.time())
                 windows.append(self.monitor.end_window("communicate"))
             report.bytes_up = len(pending.frame)
+            self._measured_rate = report.bytes_up / max(report.upload_time_s, 1e-6)
             self.pending.clear()
         except Refused as e:
             report.error = str(e)[:1000]
@@ -259,8 +272,14 @@ class Agent:
         finally:
             if dvfs is not None and dvfs.applied:
                 self.clock.restore()
-            report.emulated_link = self.bucket is not None
-            report.link_mbps = self.cfg.uplink_mbps or 0.0
+            report.emulated_link = self.link.kind == "emulated"
+            report.link_kind = self.link.kind
+            report.link_profile = self.link.profile[:256]
+            report.link_mbps = (
+                self.link.configured_mbps(*upload_window)
+                if upload_window[0]
+                else self.link.prior_mbps
+            )
             report.windows.extend(window_pb(w) for w in windows)
             try:
                 self.client.report(report)
@@ -271,11 +290,14 @@ class Agent:
         """Seconds left for training so the upload still fits before the round's deadline.
 
         The upload time is estimated from the update's size at the assigned bits and the
-        link's rate (the emulated rate, else the calibrated one), with a 20% margin.
+        link's rate (the last upload's measured rate, else the emulated rate, else the
+        configured or calibrated one), with a 20% margin.
         """
         params = self.trainer.num_values
         bits = codec_config_of(a).frame_bits
-        rate = self.bucket.rate if self.bucket is not None else None
+        rate = self._measured_rate or (self.bucket.rate if self.bucket is not None else None)
+        if rate is None and self.link.prior_mbps:
+            rate = self.link.prior_mbps * 1e6 / 8.0
         if rate is None and self.profile is not None:
             rate = self.profile.uplink_bytes_per_s
         upload_s = 1.2 * params * bits / 8.0 / rate if rate else 0.0

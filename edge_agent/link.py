@@ -1,8 +1,10 @@
 """An uplink shaper: a token bucket that paces uploads to an emulated link rate.
 
-Used by ``--uplink-mbps`` so a laptop demo can stand in for boards on slow Wi-Fi. Records of
-shaped uploads say ``emulated link``: the time is the emulated link's, the energy is what this
-machine spent waiting, not what a radio would spend.
+Used by ``--uplink-mbps`` so a laptop demo can stand in for boards on slow Wi-Fi, and as the
+fallback of the coordinator's link testbed where the kernel cannot shape links (no root): with
+``[link] trace`` the rate follows a bandwidth trace (:class:`ScheduledBucket`). Records of these
+uploads say ``emulated link (in-process)``: the time is the emulated link's, the energy is what
+this machine spent waiting, not what a radio would spend; delay and loss are not emulated.
 """
 
 from __future__ import annotations
@@ -60,3 +62,26 @@ def shaped(
 
 def mbps_to_bytes_per_s(mbps: float) -> float:
     return mbps * 1e6 / 8.0
+
+
+class ScheduledBucket(TokenBucket):
+    """A token bucket whose rate follows ``rate_mbps_at(time.time())`` (a bandwidth trace).
+
+    The rate is re-read before every piece: an emulated link that replays a trace in-process.
+    """
+
+    def __init__(
+        self,
+        rate_mbps_at: Callable[[float], float],
+        burst_bytes: int = 64 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._rate_at = rate_mbps_at
+        self._wall = wall
+        super().__init__(mbps_to_bytes_per_s(rate_mbps_at(wall())), burst_bytes, clock, sleep)
+
+    def consume(self, n: int) -> None:
+        self.rate = mbps_to_bytes_per_s(self._rate_at(self._wall()))
+        super().consume(n)

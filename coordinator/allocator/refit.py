@@ -20,6 +20,14 @@ counted as one more observation, so one wild first report cannot move a coeffici
 three or more values a single outlier never sets the median. The round's cycles ``C_k`` are
 ``cycles_per_sample`` times the samples of a round (the latest report's unless given).
 
+The uplink rate is the exception: a link moves (a trace, congestion, a walk away from the
+access point) while a board's compute does not, and a median over eight rounds would follow a
+drop from 20 to 2 Mbit/s only after four or five of them. It is the **lower of the last two**
+measured rates (:data:`LINK_WINDOW`): a sag is believed at once, so the next round's deadline is
+planned for it; a recovery after a second round confirms it, and one wild fast measurement
+never raises it. Before any measurement the prior (a test link's configured rate, else the
+calibration's) stands.
+
 All functions are pure: the coordinator passes the device's stored reports in.
 """
 
@@ -34,6 +42,7 @@ from .model import FP32_BITS, default_header_bytes
 
 DEFAULT_WINDOW = 8
 MIN_OBSERVATIONS = 3
+LINK_WINDOW = 2
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,12 @@ def robust_estimate(
     return _median(valid)
 
 
+def link_estimate(observations: Sequence[Optional[float]], prior: float) -> float:
+    """The lowest of the last :data:`LINK_WINDOW` valid rate observations; ``prior`` if none."""
+    valid = [x for x in observations if x is not None][-LINK_WINDOW:]
+    return min(valid) if valid else prior
+
+
 def refit(
     coeffs: DeviceCoeffs,
     reports: Union[RoundMeasurement, Sequence[RoundMeasurement]],
@@ -139,8 +154,11 @@ def refit(
     cps = robust_estimate([o["cycles_per_sample"] for o in obs], prior_cps, window)
     fields = {
         name: robust_estimate([o[name] for o in obs], getattr(coeffs, name), window)
-        for name in ("kappa", "uplink_bytes_per_s", "energy_per_byte_j")
+        for name in ("kappa", "energy_per_byte_j")
     }
+    fields["uplink_bytes_per_s"] = link_estimate(
+        [o["uplink_bytes_per_s"] for o in obs], coeffs.uplink_bytes_per_s
+    )
     cycles = cps * round_samples if math.isfinite(cps) and round_samples > 0 else coeffs.cycles
     return replace(
         coeffs,

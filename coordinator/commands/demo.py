@@ -7,9 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from coordinator.commands.links import add_backend_argument
+
 HELP = (
-    "run a coordinator and 4 agent processes on loopback (digits shards, emulated uplinks "
-    "of 2/5/10/20 Mbit/s) for a few on-demand rounds and print the results"
+    "run a coordinator and 4 agent processes (digits shards, uplinks of 2/5/10/20 Mbit/s: "
+    "kernel-shaped in network namespaces when run as root, else emulated in-process) for a few "
+    "on-demand rounds and print the results"
 )
 
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
@@ -29,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local-steps", type=int, default=150, help="local training steps per round (default 150)"
     )
+    add_backend_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from coordinator.allocator.schemes import Scheme
     from coordinator.errors import LaunchError
     from coordinator.launcher import AgentSpec, launch
+    from coordinator.links import LinkError, shaped_or_emulated
     from coordinator.store import Store
     from coordinator.tables import summary_table
 
@@ -61,9 +66,15 @@ def run(args: argparse.Namespace) -> int:
         )
         for i in range(n)
     ]
+    try:
+        links = shaped_or_emulated(out, args.link_backend)
+    except LinkError as e:
+        print(f"greenfed-coordinator demo: {e}", file=sys.stderr)
+        return 1
     print(
-        f"demo: coordinator + {n} agents on loopback, {args.rounds} {args.scheme} rounds; "
-        f"logs in {out / 'logs'}",
+        f"demo: coordinator + {n} agents, {links.label}"
+        + (f" ({links.note})" if links.note else "")
+        + f", {args.rounds} {args.scheme} rounds; logs in {out / 'logs'}",
         flush=True,
     )
     t0 = time.monotonic()
@@ -83,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             },
             agents,
             stdout=sys.stdout,
+            links=links,
         )
     except LaunchError as e:
         print(f"greenfed-coordinator demo: {e}", file=sys.stderr)
@@ -95,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         run_.close()
     store = Store(out / "state" / "greenfed.sqlite")
     try:
-        print("\nsummary (energy is ESTIMATED where the table says so; links are emulated):")
+        print(f"\nsummary (energy is ESTIMATED where the table says so; {links.label}):")
         print(summary_table(store))
     finally:
         store.close()

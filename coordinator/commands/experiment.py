@@ -1,8 +1,11 @@
 """``greenfed-coordinator experiment``: the schemes one after another on the same local agents.
 
 Runs each scheme as its own coordinator run (``<out>/<scheme>/``) with the same devices, data
-shards, uplinks, seed, fixed deadline and absolute error budget; then the large-fleet study
-(``simulate``, into ``<out>/fleet-study/``) and the report (``<out>/report/``).
+shards, links, seed, fixed deadline and absolute error budget; then the large-fleet study
+(``simulate``, into ``<out>/fleet-study/``) and the report (``<out>/report/``). With
+``--links both`` it runs that twice, over steady links and over bandwidth traces
+(``<out>/steady/``, ``<out>/traces/``, coordinator/link_study.py), and compares them in
+``<out>/report/``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
+
+from coordinator.commands.links import add_backend_argument
 
 HELP = (
     "compare schemes (e.g. fp32,fixed-8,on-demand) on the same local agents, devices, data, "
@@ -43,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scheme (default 5)")
     parser.add_argument("--devices", type=int, default=4, help="local agents (default 4)")
     parser.add_argument("--preset", choices=["local"], default="local",
-                        help="local: agents on loopback with emulated 2/5/10/20 Mbit/s uplinks "
-                        "and shard sizes growing with the device number")  # fmt: skip
+                        help="local: agents on this machine with 2/5/10/20 Mbit/s uplinks "
+                        "(see --links) and shard sizes growing with the device number")  # fmt: skip
     parser.add_argument(
         "--deadline-s",
         type=float,
@@ -79,6 +84,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REL",
         help="on-demand's final FD may exceed fp32's by this share (default 0.20)",
     )
+    parser.add_argument(
+        "--links",
+        choices=["steady", "traces", "both"],
+        default="steady",
+        help="steady: fixed links (2/5/10/20 Mbit/s, or the --link profiles at "
+        "their mean rate); traces: every device replays a bandwidth trace; "
+        "both: the two as one study with a comparison report (default steady)",
+    )
+    parser.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a device's link, e.g. rate=5,rtt=40,loss=1 or trace=lte-walk@60,"
+        "rtt=50 (repeat; cycled over the devices; default for traces: "
+        "congested, lte-walk, wifi-steady, lte-walk@300 with RTTs 60/50/10/50 ms)",
+    )
+    add_backend_argument(parser)
     parser.add_argument("--fleet-sizes", default="10,100,1000,10000",
                         help="fleet sizes of the simulated study ('' to skip; default "
                         "10,100,1000,10000)")  # fmt: skip
@@ -97,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
         model_params,
         run_experiment,
     )
+    from coordinator.link_study import condition_links, preset_links, run_link_study
+    from coordinator.links import parse_link_spec
     from coordinator.report import build_report
+    from coordinator.report.links import build_link_report
 
     def fail(msg: str) -> int:
         print(f"greenfed-coordinator experiment: error: {msg}", file=sys.stderr)
@@ -113,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
             Scheme.parse(scheme)
         if args.devices < 1 or args.rounds < 1:
             raise ExperimentError("--devices and --rounds must be >= 1")
+        given = [parse_link_spec(spec) for spec in args.link]
+        traced = given or preset_links()
+        if args.links == "steady":
+            profiles = condition_links("steady", given) if given else None
+        else:
+            profiles = traced
         params = model_params("pi-small", "digits:split=test")
         notes = {
             "deadline": "--deadline-s" if args.deadline_s else "the local preset's fixed value",
@@ -123,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         setup = ExperimentSetup(
             schemes=args.schemes,
             rounds=args.rounds,
-            agents=local_agents(args.devices, args.threads),
+            agents=local_agents(args.devices, args.threads, profiles),
             deadline_s=args.deadline_s or preset.deadline_s,
             error_budget=args.error_budget or default_error_budget(params),
             local_steps=args.local_steps or preset.local_steps,
@@ -134,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
             quality_margin_rel=args.quality_margin,
             poll_interval_s=preset.poll_interval_s,
             notes=notes,
+            link_backend=args.link_backend,
+            condition="" if args.links == "both" else args.links,
         )  # fmt: skip
         sizes = simulation.parse_sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
     except ValueError as e:
@@ -145,8 +179,17 @@ def run(args: argparse.Namespace) -> int:
         f"{setup.error_budget:.4g}, {setup.local_steps} local steps; out {out}",
         flush=True,
     )
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    by_condition: Dict[str, List[Dict[str, Any]]] = {}
     try:
-        results = run_experiment(setup, out, say=lambda m: print(m, flush=True))
+        if args.links == "both":
+            by_condition = run_link_study(setup, traced, out, say=say)
+            results = [r for rs in by_condition.values() for r in rs]
+        else:
+            results = run_experiment(setup, out, say=say)
     except (ExperimentError, OSError) as e:
         return fail(str(e))
     if sizes:
@@ -161,7 +204,12 @@ def run(args: argparse.Namespace) -> int:
         print(simulation.format_rows(rows), flush=True)
         print(f"wrote {csv_path} and {png_path}", flush=True)
     try:
-        report = build_report(out, out / "report", setup.quality_margin_rel)
+        for condition in by_condition:
+            build_report(out / condition, out / condition / "report", setup.quality_margin_rel)
+        if by_condition:
+            report: Any = build_link_report(out, out / "report")
+        else:
+            report = build_report(out, out / "report", setup.quality_margin_rel)
     except ReportError as e:
         return fail(str(e))
     print("\n" + report.text)

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source",
         type=Path,
         metavar="RUN_DIR_OR_DB",
-        help="an experiment or run directory, or a coordinator store (greenfed.sqlite)",
+        help="an experiment or run directory, a link study (experiment --links both: the "
+        "steady-vs-traces comparison), or a coordinator store (greenfed.sqlite)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default: <run dir>/report)"
@@ -34,12 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coordinator.errors import ReportError
+    from coordinator.link_study import MARKER
     from coordinator.report import build_report
+    from coordinator.report.links import build_link_report
 
     if args.quality_margin is not None and args.quality_margin < 0:
         print("greenfed-coordinator report: --quality-margin must be >= 0", file=sys.stderr)
         return 2
     try:
+        if (args.source / MARKER).is_file():
+            study = build_link_report(args.source, args.out or args.source / "report")
+            print(f"{study.text}\n\nreport: {study.html_path}")
+            return 0
         result = build_report(args.source, args.out, args.quality_margin)
     except ReportError as e:
         print(f"greenfed-coordinator report: error: {e}", file=sys.stderr)

@@ -20,7 +20,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from coordinator.errors import ReportError
 
@@ -74,11 +74,10 @@ _REPORT_COLS = (
     "comm_dynamic_j", "comm_time_s", "power_source", "power_scope", "estimated",
     "mean_freq_hz", "applied_freq_hz", "dvfs_applied", "bytes_up", "samples", "steps",
     "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error",
-    "update_error_bound", "update_range", "update_norm",
-    # added by a later schema version: NULL when reading a store written before it
-    "train_device", "compute_gpu_energy_j", "gpu_rail",
+    "update_error_bound", "update_range", "update_norm", "link_kind", "link_profile",
+    "goodput_mbps", "train_device", "compute_gpu_energy_j", "gpu_rail",
 )  # fmt: skip
-_LATER_REPORT_COLS = ("train_device", "compute_gpu_energy_j", "gpu_rail")
+# Columns added by later schema versions read as NULL from a store written before them.
 _DEVICE_COLS = (
     "id", "samples", "board", "dvfs_available", "dvfs_reason", "link_mbps", "profile_json",
     "coeffs_json", "train_device",
@@ -101,27 +100,23 @@ _SELECT = [
 DEVICE_ROUND_COLUMNS: List[str] = [alias for _, alias in _SELECT]
 
 
-def _columns(db: sqlite3.Connection, table: str) -> List[str]:
-    return [str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")]
+def _device_round_sql(report_columns: Set[str]) -> str:
+    """The device-round query; report columns a store predates read as NULL."""
 
+    def expr(e: str) -> str:
+        table, _, col = e.partition(".")
+        return "NULL" if table == "p" and col not in report_columns else e
 
-def _device_round_sql(report_cols: List[str]) -> str:
-    """The device-round query; columns a store's older schema lacks read as NULL."""
-    exprs = [
-        "NULL" if e.startswith("p.") and e[2:] in _LATER_REPORT_COLS and e[2:] not in report_cols
-        else e
-        for e, _ in _SELECT
-    ]  # fmt: skip
     return (
         "SELECT "
-        + ", ".join(f"{expr} AS {alias}" for expr, (_, alias) in zip(exprs, _SELECT))
+        + ", ".join(f"{expr(e)} AS {alias}" for e, alias in _SELECT)
         + " FROM assignments a JOIN rounds r ON r.round = a.round"
         + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
         + " ORDER BY a.round, a.device_id"
     )
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+def connect_ro(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         db.row_factory = sqlite3.Row
@@ -140,12 +135,13 @@ def load_store(path: Path, label: Optional[str] = None) -> SchemeRecords:
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"{path}: no such store file")
-    db = _connect_ro(path)
+    db = connect_ro(path)
     try:
         rounds = [dict(r) for r in db.execute("SELECT * FROM rounds ORDER BY round")]
-        device_rounds = [dict(r) for r in db.execute(_device_round_sql(_columns(db, "reports")))]
-        have = _columns(db, "devices")
-        picked = ", ".join(c if c in have else f"NULL AS {c}" for c in _DEVICE_COLS)
+        have = {r[1] for r in db.execute("PRAGMA table_info(reports)")}
+        device_rounds = [dict(r) for r in db.execute(_device_round_sql(have))]
+        dev_have = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
+        picked = ", ".join(c if c in dev_have else f"NULL AS {c}" for c in _DEVICE_COLS)
         devices = [dict(r) for r in db.execute(f"SELECT {picked} FROM devices ORDER BY id")]
     finally:
         db.close()

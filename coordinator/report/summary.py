@@ -74,6 +74,8 @@ class SchemeSummary:
     train_devices: List[str] = field(default_factory=list)  # "cpu", "cuda" (distinct)
     compute_gpu_energy_j: Optional[float] = None  # the GPU rail's part of compute_energy_j
     gpu_rails: List[str] = field(default_factory=list)
+    shaped_link: str = "none"  # device-rounds over kernel-shaped links (netns/tc)
+    mean_goodput_mbps: Optional[float] = None  # measured upload goodput, mean over reports
 
     @property
     def total_energy_j(self) -> float:
@@ -158,6 +160,10 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         train_devices=sorted({str(r.get("train_device") or "cpu") for r in reported}),
         compute_gpu_energy_j=_sum(with_gpu, "compute_gpu_energy_j") if with_gpu else None,
         gpu_rails=sorted({str(r["gpu_rail"]) for r in with_gpu if r.get("gpu_rail")}),
+        shaped_link=_share([r.get("link_kind") == "shaped" for r in reported]),
+        mean_goodput_mbps=_mean(
+            [float(r["goodput_mbps"]) for r in reported if r.get("goodput_mbps")]
+        ),
     )
 
 

@@ -47,9 +47,17 @@ def banner(summaries: Sequence[SchemeSummary]) -> List[str]:
     if "all" in emu or "some" in emu:
         rates = sorted({r for s in summaries for r in s.link_mbps})
         lines.append(
-            "LINKS ARE EMULATED: uploads went over loopback, throttled to "
-            + ", ".join(f"{r:g}" for r in rates)
+            "LINKS ARE EMULATED (in-process): uploads went over loopback, throttled to "
+            + ", ".join(f"{r:.3g}" for r in rates[:8])
+            + (" ..." if len(rates) > 8 else "")
             + " Mbit/s by each agent; upload energy is the model's power over that time."
+        )
+    shaped = {s.shaped_link for s in summaries}
+    if "all" in shaped or "some" in shaped:
+        lines.append(
+            "LINKS ARE SHAPED (netns/tc): every agent ran in its own network namespace behind "
+            "a kernel-shaped uplink (docs/links.md); rates and energy per byte are measured "
+            "over those links."
         )
     return lines
 

@@ -93,3 +93,18 @@ def test_predicted_vs_measured():
     off = compare(replace(pred, comm_energy_j=pred.comm_energy_j * 1.1), m)
     assert off.comm_energy == pytest.approx(0.1)
     assert compare(pred, replace(m, comm_time_s=0.0)).comm_time is None
+
+
+def test_uplink_rate_follows_a_sag_at_once_and_a_recovery_after_two_rounds():
+    def at(rate_scale):  # the same round over a link rate_scale times as fast
+        m = measured()
+        return replace(m, comm_time_s=m.comm_time_s / rate_scale)
+
+    fit = refit(PRIOR, [at(1.0), at(1.0), at(1.0), at(1.0), at(0.1)])
+    assert fit.uplink_bytes_per_s == pytest.approx(0.1 * TRUE["rate"])  # the sag, at once
+    back = [at(1.0)] * 4 + [at(0.1), at(1.0)]
+    assert refit(PRIOR, back).uplink_bytes_per_s == pytest.approx(0.1 * TRUE["rate"])
+    back.append(at(1.0))  # a second round at the recovered rate confirms it
+    assert refit(PRIOR, back).uplink_bytes_per_s == pytest.approx(TRUE["rate"])
+    # Compute coefficients keep their robust median over the same reports.
+    assert refit(PRIOR, back).cycles == pytest.approx(TRUE["cps"] * 1000)

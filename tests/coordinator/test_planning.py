@@ -58,10 +58,12 @@ def test_deadline_is_factor_times_slowest_fastest_round() -> None:
     assert derive_deadline(cfg(deadline_s=7.0), coeffs, D, 64) == 7.0
 
 
-def test_emulated_link_rate_overrides_the_profile() -> None:
-    r = row("a")
+def test_configured_link_rate_is_a_prior_the_measured_rate_replaces() -> None:
+    r = row("a", uplink_bytes_per_s=1e9)  # a calibration's loopback upload: far too fast
     r["link_mbps"] = 8.0
     assert device_coeffs(r, cfg(), []).uplink_bytes_per_s == pytest.approx(1e6)
+    r["coeffs_json"] = json.dumps({"uplink_bytes_per_s": 2.5e5})  # measured over the link
+    assert device_coeffs(r, cfg(), []).uplink_bytes_per_s == pytest.approx(2.5e5)
 
 
 def test_on_demand_plan_respects_steps_and_budget() -> None:

@@ -80,3 +80,22 @@ def test_a_first_release_store_opens_and_keeps_its_rows(tmp_path: Path) -> None:
     s.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_store_from_before_the_link_columns_gains_them(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    Store(db).close()
+    con = sqlite3.connect(db)  # make it look like a store written before migration 3
+    for column in ("link_kind", "link_profile", "goodput_mbps"):
+        con.execute(f"ALTER TABLE reports DROP COLUMN {column}")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    s = Store(db)
+    s.record_report(0, "a", {"link_kind": "shaped", "goodput_mbps": 4.8, "report_json": "{}"})
+    assert s.reports(0)[0]["link_kind"] == "shaped"
+    s.record_report(1, "a", {"error": "late", "report_json": "{}"})
+    assert [r["round"] for r in s.device_reports("a")] == [0]
+    assert [r["round"] for r in s.device_reports("a", with_errors=True)] == [1, 0]

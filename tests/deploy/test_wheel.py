@@ -28,6 +28,8 @@ def test_wheel_holds_package_data(wheel: Path) -> None:
         "greenfed/data/digits_classifier.npz",
         "greenfed/py.typed",
         "coordinator/examples/fleet.json",
+        "coordinator/links/traces/lte-walk.csv",
+        "coordinator/links/traces/README.md",
         "greenfed/v1/fleet_pb2.py",
         "edge_agent/cli.py",
         "coordinator/metrics.py",
