@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from edge_agent.config import ProfileKeys
 from edge_agent.sensing.cli_args import add_sensing_arguments, sensing_config
@@ -49,7 +49,7 @@ def profile_keys(config: Optional[Path]) -> ProfileKeys:
     raw = read_toml(config) if config is not None else {}
     if set(raw) & {f.name for f in dataclasses.fields(SensingConfig)}:
         raw = {}  # a sensing-only file (cli_args.sensing_table): no agent keys in it
-    keys = {k: raw[k] for k in ("profile", "state_dir") if k in raw}
+    keys: Dict[str, Any] = {k: raw[k] for k in ("profile", "state_dir") if k in raw}
     return from_mapping(ProfileKeys, keys)
 
 
