@@ -15,6 +15,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.daemon import QUICK_UPLINK_TARGET, Agent
 from edge_agent.sensing import CalibrationProfile
 from greenfed.config import ConfigError, load_dataclass
+from tests.e2e.conftest import fixture_profile
 
 BARE = Path(__file__).resolve().parents[1] / "sensing" / "fixtures" / "bare"
 # The shortest calibration that still measures every coefficient (seconds, not minutes).
@@ -64,29 +65,11 @@ def test_the_old_sensing_key_is_refused_by_name(tmp_path: Path) -> None:
         load_dataclass(AgentConfig, config)
 
 
-def profile(workload: str, uplink_target: str = "loopback 127.0.0.1:1") -> CalibrationProfile:
-    return CalibrationProfile(
-        idle_power_w=3.25,
-        kappa=2e-28,
-        cycles_per_sample=4e6,
-        uplink_bytes_per_s=2e7,
-        energy_per_byte_j=3e-8,
-        f_min_hz=None,
-        f_max_hz=None,
-        f_steps_hz=[],
-        source="estimated",
-        scope="test fixture",
-        estimated=True,
-        workload=workload,
-        uplink_target=uplink_target,
-    )
-
-
 def test_run_uses_the_profile_and_says_which(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = AgentConfig(device_id="pi-1", state_dir=tmp_path, sysfs_root=BARE)
-    profile("test fixture (not measured)").save(cfg.profile_path)
+    fixture_profile(idle_power_w=3.25).save(cfg.profile_path)
     with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
         got = Agent(cfg)._load_profile()
     assert got.idle_power_w == 3.25 and got.workload == "test fixture (not measured)"

@@ -59,22 +59,12 @@ def flash(
     *extra: str,
     coordinator: str = "10.1.2.3:50051",
     no_deps: bool = True,
+    expect: int = 0,
 ) -> str:
-    proc = flash_proc(sshd, prefix, wheel, certs, *extra, coordinator=coordinator, no_deps=no_deps)
-    assert proc.returncode == 0, proc.stdout + proc.stderr + sshd.log.read_text()
-    return proc.stdout
+    """scripts/flash to root@127.0.0.1 with a user unit (the board's Python is this one).
 
-
-def flash_proc(
-    sshd: SshServer,
-    prefix: Path,
-    wheel: Path,
-    certs: Optional[Path],
-    *extra: str,
-    coordinator: str = "10.1.2.3:50051",
-    no_deps: bool = True,
-) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    """scripts/flash to root@127.0.0.1 with a user unit; the board's Python is this one."""
+    Its output (stdout, then stderr); the exit status must be ``expect``.
+    """
     cmd = [
         sys.executable,
         str(FLASH),
@@ -95,7 +85,10 @@ def flash_proc(
         *sshd.ssh_options(),
         *extra,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == expect, out + sshd.log.read_text()
+    return out
 
 
 def step_results(out: str) -> Dict[str, str]:
@@ -305,8 +298,7 @@ def test_a_cuda_package_in_the_venv_fails_the_install(
         subprocess.run([*pip, str(fake_cuda_wheel(tmp_path))], check=True, timeout=120)
         stamp = prefix / "venv" / ".greenfed-flash"
         stamp.unlink()  # as if greenfed had never been installed there
-        proc = flash_proc(sshd, prefix, wheel, None)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "holds CUDA packages this board cannot use: nvidia-cublas-cu12 12.0.0" in proc.stderr
-    assert f"Remove {prefix}/venv and flash again" in proc.stderr
+        out = flash(sshd, prefix, wheel, None, expect=1)
+    assert "holds CUDA packages this board cannot use: nvidia-cublas-cu12 12.0.0" in out
+    assert f"Remove {prefix}/venv and flash again" in out
     assert not stamp.exists()  # the next run tries again instead of trusting this venv

@@ -14,13 +14,13 @@ Errors::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Callable, List, Optional, Sequence, Type
+from typing import Callable, Iterator, List, Sequence
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"
@@ -74,39 +74,29 @@ def ensure_host_tools(say: Say) -> List[str]:
     return missing
 
 
-class Binfmt:
-    """Makes the kernel run arm64 ELF files with qemu-aarch64-static; undoes only its own work."""
-
-    def __init__(self, say: Say) -> None:
-        self.say = say
-        self.mounted = False
-        self.registered = False
-
-    def __enter__(self) -> Binfmt:
+@contextlib.contextmanager
+def binfmt_aarch64(say: Say) -> Iterator[None]:
+    """The kernel runs arm64 ELF files with qemu-aarch64-static; only its own changes undone."""
+    mounted = registered = False
+    try:
         if not (BINFMT_DIR / "register").exists():
-            run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], self.say)
-            self.mounted = True
+            run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], say)
+            mounted = True
         if not BINFMT_ENTRY.exists():
-            self.say(f"registering {BINFMT_CONF} with binfmt_misc")
+            say(f"registering {BINFMT_CONF} with binfmt_misc")
             (BINFMT_DIR / "register").write_text(BINFMT_CONF.read_text().strip())
-            self.registered = True
+            registered = True
         flags = [ln for ln in BINFMT_ENTRY.read_text().splitlines() if ln.startswith("flags:")]
         if not flags or "F" not in flags[0]:
             raise UserlandError(
                 f"{BINFMT_ENTRY} lacks the F flag, so programs inside a chroot cannot find "
                 f"qemu; remove it (echo -1 > {BINFMT_ENTRY}) and run again"
             )
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        if self.registered and BINFMT_ENTRY.exists():
+        yield
+    finally:
+        if registered and BINFMT_ENTRY.exists():
             BINFMT_ENTRY.write_text("-1")
-        if self.mounted:
+        if mounted:
             subprocess.run(["umount", str(BINFMT_DIR)], check=False)
 
 
@@ -204,41 +194,23 @@ def build_root(root: Path, spec: RootSpec, say: Say) -> bool:
     return True
 
 
-class Mounted:
+@contextlib.contextmanager
+def mounted(root: Path, cpuinfo: Path, say: Say) -> Iterator[None]:
     """/proc, a read-only /sys, /dev and an arm64 /proc/cpuinfo in ``root``, taken down on exit.
 
     qemu-user shows guests the host's /proc/cpuinfo; torch and onnxruntime read it to pick
     their arm64 kernels and crash on an x86 one, so ``cpuinfo`` (a real board's) covers it.
     """
-
-    def __init__(self, root: Path, cpuinfo: Path, say: Say) -> None:
-        self.root = root
-        self.cpuinfo = cpuinfo
-        self.say = say
-
-    def __enter__(self) -> Mounted:
-        r = self.root
-        unmount_below(r, self.say)  # left over by a run that was killed outright
-        try:
-            run(["mount", "-t", "proc", "proc", str(r / "proc")], self.say)
-            run(["mount", "-t", "sysfs", "-o", "ro", "sysfs", str(r / "sys")], self.say)
-            # /dev alone (not its submounts), made a slave at once: nothing mounted or
-            # unmounted under the root's /dev can then reach the host's.
-            run(["mount", "--bind", "/dev", str(r / "dev")], self.say)
-            run(["mount", "--make-rslave", str(r / "dev")], self.say)
-            run(
-                ["mount", "-t", "tmpfs", "-o", "mode=1777", "shm", str(r / "dev" / "shm")], self.say
-            )
-            run(["mount", "--bind", str(self.cpuinfo), str(r / "proc" / "cpuinfo")], self.say)
-        except BaseException:
-            unmount_below(r, self.say)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        unmount_below(self.root, self.say)
+    unmount_below(root, say)  # left over by a run that was killed outright
+    try:
+        run(["mount", "-t", "proc", "proc", str(root / "proc")], say)
+        run(["mount", "-t", "sysfs", "-o", "ro", "sysfs", str(root / "sys")], say)
+        # /dev alone (not its submounts), made a slave at once: nothing mounted or unmounted
+        # under the root's /dev can then reach the host's.
+        run(["mount", "--bind", "/dev", str(root / "dev")], say)
+        run(["mount", "--make-rslave", str(root / "dev")], say)
+        run(["mount", "-t", "tmpfs", "-o", "mode=1777", "shm", str(root / "dev" / "shm")], say)
+        run(["mount", "--bind", str(cpuinfo), str(root / "proc" / "cpuinfo")], say)
+        yield
+    finally:
+        unmount_below(root, say)
