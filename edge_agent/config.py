@@ -11,6 +11,30 @@ from edge_agent.sensing import SensingConfig
 from greenfed.errors import ConfigError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+DEFAULT_STATE_DIR = Path("~/.local/state/greenfed-agent")
+PROFILE_FILE = "calibration.json"  # under state_dir unless `profile` names another file
+
+
+def profile_location(profile: Optional[Path], state_dir: Path) -> Path:
+    """The one calibration profile: ``profile`` when set, else ``state_dir/calibration.json``.
+
+    ``greenfed-agent calibrate`` writes it there by default and ``run`` reads it from there.
+    """
+    if profile is not None:
+        return Path(profile).expanduser()
+    return Path(state_dir).expanduser() / PROFILE_FILE
+
+
+@dataclass
+class ProfileKeys:
+    """The agent TOML's keys that place the profile, for commands that need only those."""
+
+    profile: Optional[Path] = None
+    state_dir: Path = DEFAULT_STATE_DIR
+
+    @property
+    def path(self) -> Path:
+        return profile_location(self.profile, self.state_dir)
 
 
 @dataclass
@@ -52,9 +76,9 @@ class AgentConfig:
     coordinator: str = "127.0.0.1:50051"  # host:port of the coordinator
     device_id: str = ""  # this device's id (under TLS: must equal its certificate's CN)
     data: str = "digits:shard=1/4"  # local data spec: digits shard, image folder or .npz
-    state_dir: Path = Path("~/.local/state/greenfed-agent")  # profile, pending uploads
-    profile: Optional[Path] = None  # calibration profile (default: state_dir/calibration.json)
-    quick_calibration: bool = True  # calibrate briefly at start when no profile exists
+    state_dir: Path = DEFAULT_STATE_DIR  # profile, pending uploads
+    profile: Optional[Path] = None  # calibration profile; unset: state_dir/calibration.json
+    quick_calibration: bool = True  # without a profile: calibrate briefly at start, and log it
     uplink_mbps: Optional[float] = None  # emulate a slow uplink (records say "emulated link")
     num_threads: int = 1  # torch threads for training (leave a core for I/O)
     device: str = "auto"  # where rounds train: auto (CUDA when torch has a GPU), cpu, cuda
@@ -92,4 +116,4 @@ class AgentConfig:
 
     @property
     def profile_path(self) -> Path:
-        return self.profile if self.profile is not None else self.state_dir / "calibration.json"
+        return profile_location(self.profile, self.state_dir)

@@ -45,6 +45,8 @@ from greenfed import __version__, codec
 from greenfed.v1 import fleet_pb2 as pb
 
 log = logging.getLogger(__name__)
+# The uplink target a quick calibration names: how a quick profile is told from a full one.
+QUICK_UPLINK_TARGET = "loopback (quick calibration)"
 
 
 class Agent:
@@ -79,7 +81,9 @@ class Agent:
 
     # ------------------------------------------------------------------ setup
     def _load_profile(self) -> CalibrationProfile:
+        """The profile at ``profile_path``, or a quick calibration; logged either way."""
         path = self.cfg.profile_path
+        where = "`profile`" if self.cfg.profile is not None else "state_dir/calibration.json"
         if path.exists():
             profile = CalibrationProfile.load(path)
             if profile.train_device != self.device:
@@ -89,16 +93,37 @@ class Agent:
                     f"`greenfed-agent calibrate --device {self.device} --out {path}`, or "
                     f"`greenfed-agent run --device {profile.train_device}`"
                 )
+            log.info(
+                "calibration profile %s (%s): measured %s, power %s%s, workload %s",
+                path,
+                where,
+                profile.created_at,
+                profile.source,
+                " (estimated)" if profile.estimated else "",
+                profile.workload,
+            )
+            if profile.uplink_target == QUICK_UPLINK_TARGET:
+                log.warning(
+                    "%s holds a quick calibration's profile (rough coefficients): stop the "
+                    "agent and run `greenfed-agent calibrate --device %s --out %s` for "
+                    "measured ones",
+                    path,
+                    self.device,
+                    path,
+                )
             return profile
         if not self.cfg.quick_calibration:
             raise FileNotFoundError(
-                f"no calibration profile at {path}: run "
-                f"`greenfed-agent calibrate --device {self.device} --out {path}`"
+                f"no calibration profile at {path} ({where}) and quick_calibration is off: "
+                f"run `greenfed-agent calibrate --device {self.device} --out {path}` (or "
+                "calibrate --config with this agent's TOML)"
             )
-        log.info(
-            "no calibration profile at %s: running a quick calibration (a few seconds); "
-            "run `greenfed-agent calibrate` for a full one",
+        log.warning(
+            "no calibration profile at %s (%s): running a quick calibration instead "
+            "(1 s at rest, one 1.5 s training step, 1 MiB to a loopback sink), rougher than "
+            "a full one; run `greenfed-agent calibrate --config <this agent's TOML>` and restart",
             path,
+            where,
         )
         from edge_agent.sensing import LoopbackSink, calibrate
         from edge_agent.training.workloads import default_workload
@@ -112,15 +137,20 @@ class Agent:
                 workload,
                 sink.send,
                 workload_name=name,
-                uplink_target="loopback (quick calibration)",
+                uplink_target=QUICK_UPLINK_TARGET,
                 rest_s=1.0,
                 step_s=1.5,
                 max_steps=1,
                 upload_bytes=1 << 20,
                 device=self.device,
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        profile.save(path)
+        profile.notes.append("quick calibration at agent start: no profile existed")
+        try:  # kept, so a restart plans with the same coefficients; calibrate overwrites it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            profile.save(path)
+            log.info("quick calibration saved to %s (calibrate replaces it)", path)
+        except (OSError, CalibrationError) as e:
+            log.warning("quick calibration not saved (%s): the next start calibrates again", e)
         return profile
 
     def _setup(self) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_config
+from edge_agent.config import ProfileKeys
+from edge_agent.sensing.config import SensingConfig
 
 HELP = "measure this board's energy coefficients and save a calibration profile (JSON)"
 log = logging.getLogger(__name__)
@@ -16,7 +20,13 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sensing_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("calibration.json"), help="profile path")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="profile path (default: where `run` reads it: --config's `profile`, else its "
+        "state_dir/calibration.json; ~/.local/state/greenfed-agent/calibration.json without "
+        "--config)",
+    )
     parser.add_argument("--rest-s", type=float, default=10.0, help="idle measurement (s)")
     parser.add_argument("--step-s", type=float, default=5.0, help="workload time per step (s)")
     parser.add_argument("--max-steps", type=int, default=4, help="frequency steps to measure")
@@ -39,10 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the profile as JSON")
 
 
+def profile_keys(config: Optional[Path]) -> ProfileKeys:
+    """Where ``run`` with this agent TOML reads its profile (a sensing-only file: the default)."""
+    from greenfed.config import from_mapping, read_toml
+
+    raw = read_toml(config) if config is not None else {}
+    if set(raw) & {f.name for f in dataclasses.fields(SensingConfig)}:
+        raw = {}  # a sensing-only file (sensing.config.sensing_table): no agent keys
+    keys: Dict[str, Any] = {k: raw[k] for k in ("profile", "state_dir") if k in raw}
+    return from_mapping(ProfileKeys, keys)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from edge_agent.sensing import (
+        CalibrationError,
         LoopbackSink,
         PowerMonitor,
         SensingError,
@@ -56,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        out = args.out if args.out is not None else profile_keys(args.config).path
         cfg = sensing_config(args)
         device = resolve_device(args.device)
         source = detect_power_source(cfg, args.sysfs_root)
@@ -76,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
                 upload_bytes=int(args.upload_mib * (1 << 20)),
                 device=device,
             )
-        profile.save(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CalibrationError(f"cannot create {out.parent} for the profile: {e}") from e
+        profile.save(out)
     except (ConfigError, SensingError) as e:
         print(f"calibrate: {e}", file=sys.stderr)
         return 2
@@ -88,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         cps = "n/a" if profile.cycles_per_sample is None else f"{profile.cycles_per_sample:.3e}"
         rate = profile.uplink_bytes_per_s or 0.0
         epb = profile.energy_per_byte_j
-        print(f"{tag}profile written to {args.out}")
+        print(f"{tag}profile written to {out}")
         print(f"  source       {profile.source}: {profile.scope}")
         print(f"  device       {profile.train_device}, clock {profile.clock}")
         print(f"  idle power   {profile.idle_power_w:.3f} W")

@@ -58,7 +58,6 @@ class SensingConfig:
     jtop_interval_s: float = 0.5
     vcgencmd: str = "vcgencmd"
     command_timeout_s: float = 2.0
-    profile_path: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:

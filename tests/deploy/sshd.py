@@ -1,4 +1,8 @@
-"""A throwaway OpenSSH server on a loopback port, for testing scripts/flash for real."""
+"""A throwaway OpenSSH server on a loopback port, for testing scripts/flash for real.
+
+With ``chroot`` it is the sshd of another root file system (scripts/pi-userland-check's arm64
+Debian, run under qemu-user): the same configuration, written as that root sees its paths.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, List
+from typing import BinaryIO, List, Optional
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -63,9 +67,17 @@ def keygen(path: Path) -> None:
     )
 
 
-def start_sshd(workdir: Path, timeout_s: float = 20.0) -> SshServer:
-    """Start ``sshd -D`` with its own host key, authorized key and config; wait for its banner."""
+def start_sshd(workdir: Path, timeout_s: float = 20.0, chroot: Optional[Path] = None) -> SshServer:
+    """Start ``sshd -D`` with its own host key, authorized key and config; wait for its banner.
+
+    ``chroot``: run the sshd of that root file system inside it; ``workdir`` must lie under it.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    root = chroot if chroot is not None else Path("/")
+
+    def seen(p: Path) -> Path:  # a path as sshd sees it (inside the root)
+        return Path("/") / p.relative_to(root)
+
     host_key = workdir / "host_ed25519"
     client_key = workdir / "client_ed25519"
     keygen(host_key)
@@ -83,9 +95,9 @@ def start_sshd(workdir: Path, timeout_s: float = 20.0) -> SshServer:
             [
                 f"Port {port}",
                 "ListenAddress 127.0.0.1",
-                f"HostKey {host_key}",
-                f"AuthorizedKeysFile {authorized}",
-                f"PidFile {workdir / 'sshd.pid'}",
+                f"HostKey {seen(host_key)}",
+                f"AuthorizedKeysFile {seen(authorized)}",
+                f"PidFile {seen(workdir / 'sshd.pid')}",
                 "StrictModes no",
                 "UsePAM no",
                 "PubkeyAuthentication yes",
@@ -101,11 +113,12 @@ def start_sshd(workdir: Path, timeout_s: float = 20.0) -> SshServer:
     )
     # sshd refuses to start without its privilege separation directory (normally made by the
     # service unit that the package's postinst could not start in a container).
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    (root / "run" / "sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
     log = workdir / "sshd.log"
+    chroot_cmd = ["chroot", str(root)] if chroot is not None else []
     log_file = open(log, "wb")  # noqa: SIM115 - closed by SshServer.stop
     proc = subprocess.Popen(
-        [str(SSHD), "-D", "-e", "-f", str(config)],
+        [*chroot_cmd, str(SSHD), "-D", "-e", "-f", str(seen(config))],
         stdout=subprocess.DEVNULL,
         stderr=log_file,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},

@@ -8,13 +8,14 @@ dependencies come from the test's own environment only when the installed comman
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -50,7 +51,20 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def flash(sshd: SshServer, prefix: Path, wheel: Path, certs: Path, *extra: str) -> str:
+def flash(
+    sshd: SshServer,
+    prefix: Path,
+    wheel: Path,
+    certs: Optional[Path],
+    *extra: str,
+    coordinator: str = "10.1.2.3:50051",
+    no_deps: bool = True,
+    expect: int = 0,
+) -> str:
+    """scripts/flash to root@127.0.0.1 with a user unit (the board's Python is this one).
+
+    Its output (stdout, then stderr); the exit status must be ``expect``.
+    """
     cmd = [
         sys.executable,
         str(FLASH),
@@ -58,9 +72,8 @@ def flash(sshd: SshServer, prefix: Path, wheel: Path, certs: Path, *extra: str) 
         "--device-id",
         DEVICE,
         "--coordinator",
-        "10.1.2.3:50051",
-        "--cert-dir",
-        str(certs),
+        coordinator,
+        *(["--cert-dir", str(certs)] if certs is not None else []),
         "--prefix",
         str(prefix),
         "--user-unit",
@@ -68,13 +81,14 @@ def flash(sshd: SshServer, prefix: Path, wheel: Path, certs: Path, *extra: str) 
         str(wheel),
         "--python",
         sys.executable,
-        "--no-deps",
+        *(["--no-deps"] if no_deps else []),
         *sshd.ssh_options(),
         *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr + sshd.log.read_text()
-    return proc.stdout
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == expect, out + sshd.log.read_text()
+    return out
 
 
 def step_results(out: str) -> Dict[str, str]:
@@ -104,20 +118,27 @@ def unit_path() -> Path:
     return Path.home() / ".config" / "systemd" / "user" / "greenfed-agent.service"
 
 
+@contextlib.contextmanager
+def unit_kept() -> Iterator[None]:
+    """Put back root's real user unit (~/.config/systemd/user) after flashing over it."""
+    unit = unit_path()
+    saved = unit.read_bytes() if unit.exists() else None
+    try:
+        yield
+    finally:
+        if saved is None:
+            unit.unlink(missing_ok=True)
+        else:
+            unit.write_bytes(saved)
+
+
 @pytest.fixture(scope="module")
 def flashed(
     sshd: SshServer, wheel: Path, certs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Tuple[Path, str]]:
     prefix = tmp_path_factory.mktemp("board") / "greenfed"
-    unit = unit_path()
-    saved = unit.read_bytes() if unit.exists() else None
-    try:
+    with unit_kept():
         yield prefix, flash(sshd, prefix, wheel, certs)
-    finally:  # the user unit lives in root's real ~/.config: put back what was there
-        if saved is None:
-            unit.unlink(missing_ok=True)
-        else:
-            unit.write_bytes(saved)
 
 
 def test_first_run_installs_everything(flashed: Tuple[Path, str]) -> None:
@@ -125,6 +146,8 @@ def test_first_run_installs_everything(flashed: Tuple[Path, str]) -> None:
     results = step_results(out)
     for step in ("dirs", "copy", "venv", "install", "certs", "config", "unit"):
         assert results[step] == "changed", out
+    assert results["pip"] == "skipped", out  # --no-deps: nothing to resolve
+    assert "no nvidia-*/triton package; venv " in out  # the CPU-only check ran
     assert results["enable"] == "skipped", out  # no systemd running in this container
     assert "systemctl --user status greenfed-agent" in out
     assert "greenfed-agent probe" in out
@@ -146,6 +169,7 @@ def test_agent_config_loads_with_the_agent_itself(flashed: Tuple[Path, str]) -> 
     cfg = load_dataclass(AgentConfig, prefix / "agent.toml")
     assert cfg.device_id == DEVICE
     assert cfg.state_dir == prefix / "state"
+    assert cfg.profile_path == prefix / "state" / "calibration.json"  # where calibrate writes
     assert cfg.tls.key == prefix / "certs" / "device.key"
     assert cfg.exit_when_finished is False
 
@@ -228,3 +252,53 @@ def test_dry_run_runs_nothing(
     assert any("pip install" in c and "--no-deps" in c for c in commands), out
     assert f'    | device_id = "{DEVICE}"' in out  # the files it would write are shown
     assert "changed" not in step_results(out).values()
+
+
+def test_dry_run_for_a_pi_caps_torch_and_upgrades_pip(
+    sshd: SshServer, wheel: Path, tmp_path: Path
+) -> None:
+    out = flash(sshd, tmp_path / "pi", wheel, None, "--dry-run", "--board", "rpi", no_deps=False)
+    results = step_results(out)
+    assert results["pip"] == "dry run" and results["install"] == "dry run", out
+    commands = [line for line in out.splitlines() if line.startswith("    $ ssh ")]
+    dist = f"{tmp_path}/pi/dist"
+    assert any(f"{dist}/aarch64-cpu.txt" in c and "cat >" in c for c in commands), out
+    upgrade = [c for c in commands if "--upgrade pip" in c]
+    install = [c for c in commands if f"-c {dist}/aarch64-cpu.txt" in c]
+    assert upgrade and install, out
+    assert commands.index(upgrade[0]) < commands.index(install[0])  # pip first
+    assert "x86-cpu.txt" not in out  # the development pin never reaches a board
+    assert "torch<2.11" in (REPO / "constraints" / "aarch64-cpu.txt").read_text()
+
+
+def fake_cuda_wheel(tmp_path: Path) -> Path:
+    """A wheel named like one of CUDA torch's libraries (a stand-in: it holds one module)."""
+    src = tmp_path / "src"
+    (src / "fake_cublas").mkdir(parents=True)
+    (src / "fake_cublas" / "__init__.py").write_text("")
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "nvidia-cublas-cu12"\nversion = "12.0.0"\n'
+        '[tool.setuptools]\npackages = ["fake_cublas"]\n'
+    )
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, "-w", str(tmp_path / "w"), str(src)], check=True, timeout=120)
+    (whl,) = (tmp_path / "w").glob("*.whl")
+    return whl
+
+
+def test_a_cuda_package_in_the_venv_fails_the_install(
+    sshd: SshServer, wheel: Path, tmp_path: Path, flashed: Tuple[Path, str]
+) -> None:
+    prefix = tmp_path / "board"
+    with unit_kept():
+        flash(sshd, prefix, wheel, None)
+        venv_py = str(prefix / "venv" / "bin" / "python")
+        pip = [venv_py, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+        subprocess.run([*pip, str(fake_cuda_wheel(tmp_path))], check=True, timeout=120)
+        stamp = prefix / "venv" / ".greenfed-flash"
+        stamp.unlink()  # as if greenfed had never been installed there
+        out = flash(sshd, prefix, wheel, None, expect=1)
+    assert "holds CUDA packages this board cannot use: nvidia-cublas-cu12 12.0.0" in out
+    assert f"Remove {prefix}/venv and flash again" in out
+    assert not stamp.exists()  # the next run tries again instead of trusting this venv

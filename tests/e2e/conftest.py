@@ -73,27 +73,30 @@ def rows(db: Path, sql: str, params: tuple = ()) -> List[Dict[str, Any]]:
         con.close()
 
 
+def fixture_profile(**changes: Any) -> CalibrationProfile:
+    """A calibration profile of fixture values, labelled as such; real agents measure theirs."""
+    values: Dict[str, Any] = {
+        "idle_power_w": 5.0,
+        "kappa": 1e-27,
+        "cycles_per_sample": 2e6,
+        "uplink_bytes_per_s": 1e7,
+        "energy_per_byte_j": 1e-7,
+        "f_min_hz": None,
+        "f_max_hz": None,
+        "f_steps_hz": [],
+        "source": "estimated",
+        "scope": "test fixture",
+        "estimated": True,
+        "workload": "test fixture (not measured)",
+    }
+    return CalibrationProfile(**{**values, **changes})
+
+
 @pytest.fixture(scope="session")
 def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A calibration profile for test agents, so each skips its quick calibration.
-
-    Its figures are fixture values, labelled as such; real agents measure theirs.
-    """
+    """A calibration profile for test agents, so each skips its quick calibration."""
     path = tmp_path_factory.mktemp("profile") / "calibration.json"
-    CalibrationProfile(
-        idle_power_w=5.0,
-        kappa=1e-27,
-        cycles_per_sample=2e6,
-        uplink_bytes_per_s=1e7,
-        energy_per_byte_j=1e-7,
-        f_min_hz=None,
-        f_max_hz=None,
-        f_steps_hz=[],
-        source="estimated",
-        scope="test fixture",
-        estimated=True,
-        workload="test fixture (not measured)",
-    ).save(path)
+    fixture_profile().save(path)
     return path
 
 
