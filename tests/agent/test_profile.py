@@ -118,5 +118,5 @@ def test_quick_calibration_off_is_an_error_naming_the_fix(tmp_path: Path) -> Non
     cfg = AgentConfig(
         device_id="pi-1", state_dir=tmp_path, sysfs_root=BARE, quick_calibration=False
     )
-    with pytest.raises(FileNotFoundError, match="greenfed-agent calibrate --out"):
+    with pytest.raises(FileNotFoundError, match="greenfed-agent calibrate --device cpu --out"):
         Agent(cfg)._load_profile()
