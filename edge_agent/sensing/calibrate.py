@@ -184,7 +184,12 @@ def measure_uplink(
         rate = sent / up.duration_s
         epb = (up.mean_power_w - idle_w) / rate
     if epb is not None and epb <= 0:
-        notes.append("energy per byte ≤ 0: upload too short to rise above idle")
+        # A cost below idle is noise (or rounding: -4e-25 J/B was seen), not a measurement the
+        # coordinator can plan with: record none measurable, and say so.
+        notes.append(
+            f"energy per byte {epb:.3g} J/B ≤ 0: the upload did not rise above idle; recorded as 0"
+        )
+        epb = 0.0
     return UplinkPhase(rate, epb, sent)
 
 
@@ -226,7 +231,11 @@ def calibrate(
         top = max(points, key=lambda p: p.freq_hz)
         cycles = top.freq_hz * top.duration_s / max(1, top.train_samples)
         if kappa <= 0:
-            notes.append("κ ≤ 0: the workload's power did not rise above idle (noise?)")
+            notes.append(
+                f"κ = {kappa:.3g} ≤ 0: the workload's power did not rise above idle (noise?); "
+                "recorded as 0"
+            )
+            kappa = 0.0
     single = len(points) < 2
     if single:
         notes.append(f"κ from a single frequency point ({compute.dvfs_line})")

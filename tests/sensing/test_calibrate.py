@@ -202,3 +202,21 @@ def test_calibration_on_the_gpu_clock_fits_kappa_per_gpu_cycle(tree: Any) -> Non
     node = root / "sys/class/devfreq/17000000.gpu"
     assert (node / "max_freq").read_text().strip() == "1020000000"  # restored
     assert (node / "min_freq").read_text().strip() == "306000000"
+
+
+def test_an_upload_below_idle_records_no_cost_not_a_negative_one() -> None:
+    """A negative energy per byte (noise, or rounding: -4e-25 J/B was seen in a real run)
+    would be refused by the coordinator at registration; it is recorded as 0 with a note."""
+    from edge_agent.sensing.calibrate import measure_uplink
+
+    clock = FakeClock()
+    src = ScriptedSource([1.999])  # the upload reads a hair below the 2.0 W idle
+    mon = PowerMonitor(src, clock=clock)
+    notes: list = []
+
+    def send(data: bytes) -> None:
+        clock.advance(0.01)
+
+    up = measure_uplink(mon, send, 2.0, 1 << 16, 1 << 14, notes)
+    assert up.energy_per_byte_j == 0.0 and up.rate_bytes_per_s is not None
+    assert any("recorded as 0" in n for n in notes)
