@@ -8,12 +8,13 @@
     ├── NotAssigned                     (FAILED_PRECONDITION) device has no part in this round
     ├── StaleRound                      (FAILED_PRECONDITION) round closed, aborted or not open yet
     ├── DuplicateUpload                 (ALREADY_EXISTS) update for this round already accepted
+    ├── DuplicateReport                 (ALREADY_EXISTS) report for this round already recorded
     ├── UploadTooLarge                  (RESOURCE_EXHAUSTED) manifest or stream over a limit
     ├── UploadIncomplete                (FAILED_PRECONDITION) stream ended early; resume possible
     ├── ChecksumMismatch                (DATA_LOSS) sha256 of the received frame differs
     ├── InvalidUpdate                   (INVALID_ARGUMENT) undecodable, wrong shapes, NaN, ...
     ├── InvalidRequest                  (INVALID_ARGUMENT) malformed field in a request
-    ├── TooManyStreams                  (RESOURCE_EXHAUSTED) upload streams over the limit
+    ├── TooManyStreams                  (RESOURCE_EXHAUSTED) long-lived calls over a limit
     ├── Unavailable                     (UNAVAILABLE) shutting down / try again later
     ├── CheckpointFailed                (INTERNAL) the coordinator could not write a checkpoint;
     │                                   never sent to a device: it stops the run
@@ -59,6 +60,10 @@ class StaleRound(CoordinatorError):
 
 
 class DuplicateUpload(CoordinatorError):
+    code_name = "ALREADY_EXISTS"
+
+
+class DuplicateReport(CoordinatorError):
     code_name = "ALREADY_EXISTS"
 
 
