@@ -88,7 +88,14 @@ class InvalidRequest(CoordinatorError):
 
 
 class TooManyStreams(CoordinatorError):
+    """``per_device``: over the caller's own cap (it holds a slot, so it is known), not the
+    server's overall one."""
+
     code_name = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, per_device: bool = False) -> None:
+        super().__init__(message)
+        self.per_device = per_device
 
 
 class CheckpointFailed(CoordinatorError):

@@ -78,7 +78,8 @@ class StreamSlots:
             if mine >= self.per_device:
                 raise TooManyStreams(
                     f"device {device_id} already has {mine} {self.what} open (limit "
-                    f"{self.per_device} per device); finish or cancel one first"
+                    f"{self.per_device} per device); finish or cancel one first",
+                    per_device=True,
                 )
             if sum(self._open.values()) >= self.total:
                 raise TooManyStreams(

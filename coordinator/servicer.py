@@ -22,7 +22,7 @@ import grpc
 
 from coordinator import handlers
 from coordinator.engine import Engine
-from coordinator.errors import CoordinatorError, UnknownDevice
+from coordinator.errors import CoordinatorError, TooManyStreams, UnknownDevice
 from coordinator.limits import CallLimits, StreamSlots, StreamWatchdog
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
@@ -107,9 +107,13 @@ class FleetServicer(pb_grpc.FleetServicer):
     ) -> None:
         code = getattr(grpc.StatusCode, e.code_name)
         message = public_message(str(e))
-        # A call that named no enrolled device is counted under none: its claimed id is the
-        # caller's choice and must not mint event rows.
-        known = None if isinstance(e, UnknownDevice) else device
+        # A call that may not come from an enrolled device is counted under none: its claimed
+        # id is the caller's choice and must not mint event rows. (Over its own call cap a
+        # device holds a slot it took after the enrolment check: it is known.)
+        unsure = isinstance(e, UnknownDevice) or (
+            isinstance(e, TooManyStreams) and not e.per_device
+        )
+        known = None if unsure else device
         try:
             self.engine.events.record(
                 "refused", f"{type(e).__name__}: {message}", device_id=known, key=type(e).__name__
@@ -144,17 +148,19 @@ class FleetServicer(pb_grpc.FleetServicer):
 
     def WaitAssignment(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> Any:
         def poll(dev: str) -> pb.Assignment:
-            self.engine.check_device(dev)  # unknown or revoked: refused before taking a slot
+            # The slot first (memory only: a flood of polls is refused without touching the
+            # store), then the enrolment check (unknown or revoked: refused, slot given back).
             with self.poll_slots.hold(dev):
+                self.engine.check_device(dev)
                 return handlers.wait_assignment(request, dev, self.engine, context.is_active)
 
         return self._call(context, "WaitAssignment", poll)
 
     def DownloadModel(self, request: pb.DownloadRequest, context: grpc.ServicerContext) -> Any:
         def start(dev: str) -> tuple:
-            self.engine.check_device(dev)
-            release = self.download_slots.take(dev)
+            release = self.download_slots.take(dev)  # then the enrolment check, as for polls
             try:
+                self.engine.check_device(dev)
                 # Materialised inside _call so refusals become status codes.
                 return dev, release, list(handlers.download_model(request, dev, self.engine))
             except BaseException:

@@ -62,7 +62,7 @@ def test_wrong_checksum_discards(tmp_path: Path) -> None:
     m = manifest(sha256="ab" * 32)
     with pytest.raises(ChecksumMismatch, match="upload it again"):
         spool.receive(m, "dev", chunks(DATA))
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

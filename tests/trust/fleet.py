@@ -159,6 +159,11 @@ def encode(update: Mapping[str, np.ndarray], mode: str = "stochastic", bits: int
     return codec.encode(update, cfg or codec.CodecConfig(mode=mode)).frame
 
 
+def encode_for(a: pb.Assignment, update: Mapping[str, np.ndarray]) -> bytes:
+    """An honest frame for assignment ``a``: its codec mode and bits."""
+    return encode(update, mode=a.mode, bits=a.bits)
+
+
 def reseal(frame: bytes) -> bytes:
     """Recompute the frame's sha256 trailer after a patch."""
     body = bytes(frame[:-32])
