@@ -8,7 +8,10 @@ The coordinator is the real ``greenfed-coordinator serve`` (pi-small model, no p
 evaluation so the figure is the protocol's, not the quality metric's). Each device is a thread
 in this process speaking raw gRPC on its own connection: it registers, long-polls, downloads the
 global model, uploads a random update quantized at its assigned bits (the real codec) and
-reports. No torch in the devices, so 64 of them fit on a laptop next to the coordinator.
+reports. No torch in the devices, so 64 of them fit on a laptop next to the coordinator. A
+device encodes its update once per (mode, bits) and sends it again every round (the coordinator
+verifies and decodes every upload all the same): the devices share this process's GIL and the
+machine's cores, and the figure should be the coordinator's, not theirs.
 
 A hostile device is enrolled and does its own part of each round (so rounds do not wait for
 it: its attack is on the server, not its own update), and between rounds it attacks: it keeps
@@ -16,16 +19,21 @@ it: its attack is on the server, not its own update), and between rounds it atta
 ``--refire-s``) and holds two downloads of the open round with a small fixed receive window
 that it never drains (re-opened whenever the server cuts them).
 
-``--compare`` runs the same honest fleet twice, first alone and then with the hostile devices,
-and prints both with the ratio of their p99 round times. Prints p50/p99 round time (opened ->
-completed, from the store), the coordinator's peak resident memory (VmHWM) and the machine's
-load average (the host is shared: read the ratio, not the absolute times).
+``--compare`` runs three fleets, interleaved ``--repeats`` times so that the machine's load
+drifts over all of them alike: the N honest devices alone; N + H honest devices (the same
+participants as the next, without the attack); N honest + H hostile devices. It prints each
+run and the ratios of the p99 round times pooled per fleet: hostile vs N honest (the hostile
+devices' rounds also carry their own uploads) and hostile vs N + H honest (the attack alone).
+Each run prints p50/p99 round time (opened -> completed, from the store), the coordinator's
+peak resident memory (VmHWM) and the machine's load average (the host is shared: read the
+ratios, not the absolute times).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -49,6 +57,12 @@ from scripts.benchlib import PROFILE, cpu_name
 BUSY = grpc.StatusCode.RESOURCE_EXHAUSTED
 OWN = [("grpc.use_local_subchannel_pool", 1)]  # own TCP connection, as separate boards have
 TIGHT = [*OWN, ("grpc.http2.bdp_probe", 0)]  # a receive window that does not grow
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_mib(pid: int) -> float:
@@ -79,6 +93,7 @@ class Device(threading.Thread):
         self.stub = pb_grpc.FleetStub(self.ch)
         self.rng = np.random.default_rng(abs(hash(name)) % 2**32)
         self.stats = stats
+        self.frames: Dict[Any, codec.EncodeResult] = {}
         self.error: str = ""
 
     def run(self) -> None:
@@ -111,17 +126,23 @@ class Device(threading.Thread):
             )
         )
 
+    def encoded(self, frame: bytes, mode: str, bits: int) -> codec.EncodeResult:
+        """This device's random update at (mode, bits), encoded once and sent every round."""
+        key = (mode, bits)
+        if key not in self.frames:
+            params = codec.decode(frame, max_frame_bytes=1 << 28, max_decoded_bytes=1 << 28)
+            update = {
+                k: (self.rng.standard_normal(v.shape) * 1e-3).astype(v.dtype)
+                if v.dtype.kind == "f"
+                else np.zeros_like(v)
+                for k, v in params.items()
+            }
+            cfg = codec.CodecConfig(mode=mode, bits=bits if mode == "stochastic" else 8)
+            self.frames[key] = codec.encode(update, cfg)
+        return self.frames[key]
+
     def do_round(self, a: pb.Assignment) -> None:
-        frame = self.download(a.round)
-        params = codec.decode(frame, max_frame_bytes=1 << 28, max_decoded_bytes=1 << 28)
-        update = {
-            k: (self.rng.standard_normal(v.shape) * 1e-3).astype(v.dtype)
-            if v.dtype.kind == "f"
-            else np.zeros_like(v)
-            for k, v in params.items()
-        }
-        cfg = codec.CodecConfig(mode=a.mode, bits=a.bits if a.mode == "stochastic" else 8)
-        enc = codec.encode(update, cfg)
+        enc = self.encoded(self.download(a.round), a.mode, a.bits)
         manifest = pb.UploadManifest(
             round=a.round,
             total_bytes=len(enc.frame),
@@ -164,9 +185,17 @@ class Hostile(Device):
     """Enrolled; does its own rounds, and floods long polls and stalls downloads meanwhile."""
 
     def __init__(
-        self, port: int, name: str, stats: Counter, flood: int, refire_s: float, conns: int = 4
+        self,
+        port: int,
+        name: str,
+        stats: Counter,
+        flood: int,
+        refire_s: float,
+        stalls: int = 2,
+        conns: int = 4,
     ) -> None:
         super().__init__(port, name, stats)
+        self.stall_count = stalls
         self.port = port
         self.flood = flood
         self.refire_s = refire_s
@@ -197,21 +226,25 @@ class Hostile(Device):
             for i, f in enumerate(pending):
                 if f is not None and not f.done():
                     continue
-                if f is not None:
-                    try:
-                        self._publish(f.result())
-                    except grpc.RpcError as e:
-                        code = e.code()  # type: ignore[attr-defined]
-                        self.stats.add("flood_refused" if code == BUSY else f"flood_{code.name}")
                 stub = self.flood_stubs[i % len(self.flood_stubs)]
                 pending[i] = stub.WaitAssignment.future(
                     pb.WaitRequest(last_round=self.last), metadata=self.md, timeout=30
                 )
+                pending[i].add_done_callback(self._answered)  # an assignment: act at once
                 self.stats.add("flood_calls")
             self.stop.wait(self.refire_s)
         for f in pending:
             if f is not None:
                 f.cancel()
+
+    def _answered(self, f: Any) -> None:
+        if f.cancelled():
+            return
+        try:
+            self._publish(f.result())
+        except grpc.RpcError as e:
+            code = e.code()  # type: ignore[attr-defined]
+            self.stats.add("flood_refused" if code == BUSY else f"flood_{code.name}")
 
     def _stall(self, round_no: int) -> None:
         """Hold one download of ``round_no`` without draining it; open it again when cut."""
@@ -259,7 +292,7 @@ class Hostile(Device):
                 for call in stalls:  # let our own download through first
                     call.cancel()
                 self.do_round(a)
-                for _ in range(2):
+                for _ in range(self.stall_count):
                     threading.Thread(target=self._stall, args=(a.round,), daemon=True).start()
         finally:
             self.stop.set()
@@ -268,9 +301,26 @@ class Hostile(Device):
                     call.cancel()
 
 
-def run_fleet(args: argparse.Namespace, hostile: int) -> Dict[str, Any]:
+def hostile_fleet(
+    port: int, n: int, flood: int, refire_s: float, stalls: int, stop: Any, out: Any
+) -> None:  # pragma: no cover (runs in a child process)
+    """The hostile devices, in their own process: their CPU and GIL are not the honest
+    devices' (separate boards), only the machine's cores are shared."""
+    stats = Counter()
+    devices = [Hostile(port, f"hostile-{i}", stats, flood, refire_s, stalls) for i in range(n)]
+    for d in devices:
+        d.start()
+    stop.wait()
+    for d in devices:
+        d.stop.set()
+    for d in devices:
+        d.join(timeout=10)
+    out.put((stats.values, [f"{d.dev}: {d.error}" for d in devices if d.error]))
+
+
+def run_fleet(args: argparse.Namespace, honest: int, hostile: int) -> Dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(prefix="greenfed-load-"))
-    total = args.devices + hostile
+    total = honest + hostile
     values: Dict[str, Any] = {
         "rounds": args.rounds,
         "min_devices": total,
@@ -289,18 +339,27 @@ def run_fleet(args: argparse.Namespace, hostile: int) -> Dict[str, Any]:
         run = start_coordinator(run_dir, values, stdout=out)
     pid = run.coordinator.pid
     stats = Counter()
-    devices: List[Device] = [Device(run.port, f"load-{i:02d}", stats) for i in range(args.devices)]
-    devices += [
-        Hostile(run.port, f"hostile-{i}", stats, args.flood, args.refire_s) for i in range(hostile)
-    ]
+    devices: List[Device] = [Device(run.port, f"load-{i:02d}", stats) for i in range(honest)]
+    ctx = multiprocessing.get_context("spawn")
+    stop, answers = ctx.Event(), ctx.Queue()
+    child = None
+    if hostile:
+        child = ctx.Process(
+            target=hostile_fleet,
+            args=(run.port, hostile, args.flood, args.refire_s, args.stalls, stop, answers),
+        )
+        child.start()
     peak = 0.0
+    coordinator_cpu = 0.0
+    hostile_stats: Dict[str, int] = {}
+    errors: List[str] = []
     try:
         for d in devices:
             d.start()
         end = time.monotonic() + args.timeout_s
-        honest = devices[: args.devices]
-        while run.coordinator.poll() is None and any(d.is_alive() for d in honest):
+        while run.coordinator.poll() is None and any(d.is_alive() for d in devices):
             peak = max(peak, vm_hwm_mib(pid))
+            coordinator_cpu = cpu_s(pid)
             if time.monotonic() > end:
                 print(f"timed out after {args.timeout_s:.0f} s", file=sys.stderr)
                 break
@@ -310,12 +369,16 @@ def run_fleet(args: argparse.Namespace, hostile: int) -> Dict[str, Any]:
         except Exception:
             code = -1
     finally:
-        for d in devices:
-            if isinstance(d, Hostile):
-                d.stop.set()
+        if child is not None:
+            stop.set()
+            try:
+                hostile_stats, errors = answers.get(timeout=60)
+            except Exception as e:
+                errors = [f"hostile process: {type(e).__name__}: {e}"]
+            child.join(timeout=30)
         run.close()
     load_after = os.getloadavg()
-    errors = [f"{d.dev}: {d.error}" for d in devices if d.error]
+    errors = [f"{d.dev}: {d.error}" for d in devices if d.error] + errors
     con = sqlite3.connect(str(run_dir / "state" / "greenfed.sqlite"))
     rows = con.execute(
         "SELECT round, status, closed_at - started_at, arrived FROM rounds ORDER BY round"
@@ -325,20 +388,30 @@ def run_fleet(args: argparse.Namespace, hostile: int) -> Dict[str, Any]:
     ).fetchone()
     con.close()
     durations: List[float] = [r[2] for r in rows if r[1] == "completed"]
-    s = stats.values
+    s = dict(stats.values)
+    for k, v in hostile_stats.items():
+        s[k] = s.get(k, 0) + v
     return {
-        "devices": args.devices,
+        "devices": honest,
         "hostile": hostile,
+        "durations": durations,
         "rounds_completed": len(durations),
         "round_s_p50": float(np.percentile(durations, 50)) if durations else None,
         "round_s_p99": float(np.percentile(durations, 99)) if durations else None,
         "round_s_max": max(durations) if durations else None,
         "arrived_per_round": [r[3] for r in rows],
         "coordinator_peak_rss_mib": round(peak, 1),
+        "coordinator_cpu_s": round(coordinator_cpu, 1),
         "busy_retries": s.get("busy_retries", 0),
         "uploads": s.get("uploads", 0),
-        "flood_calls": s.get("flood_calls", 0),
+        "flood_calls_issued": s.get("flood_calls", 0),
+        "flood_calls_per_s": round(s.get("flood_calls", 0) / (time.monotonic() - t0), 1),
         "flood_refused": s.get("flood_refused", 0),
+        "flood_other": {
+            k: v
+            for k, v in s.items()
+            if k.startswith("flood_") and k not in ("flood_calls", "flood_refused")
+        },
         "stalls_opened": s.get("stalls_opened", 0),
         "stalls_cut_or_cancelled": s.get("stalls_cut_or_cancelled", 0),
         "refusal_rows_and_count": list(refused),
@@ -355,9 +428,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", type=int, default=64, help="honest devices")
     p.add_argument("--hostile", type=int, default=0, help="hostile devices (see above)")
-    p.add_argument("--compare", action="store_true", help="run without, then with --hostile")
+    p.add_argument("--compare", action="store_true", help="the three fleets above, interleaved")
+    p.add_argument("--repeats", type=int, default=2, help="--compare: runs of each fleet")
     p.add_argument("--flood", type=int, default=20, help="long polls each hostile keeps open")
     p.add_argument("--refire-s", type=float, default=0.25, help="pause of a hostile's flood loop")
+    p.add_argument("--stalls", type=int, default=2, help="downloads each hostile stalls")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--scheme", default="fixed-8")
     p.add_argument("--preset", default="pi-small")
@@ -366,18 +441,34 @@ def main() -> int:
     args = p.parse_args()
     print("command: " + " ".join([Path(sys.executable).name, *sys.argv]))
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs (shared), load {os.getloadavg()[0]:.2f}")
-    plan = [0, args.hostile] if args.compare else [args.hostile]
-    results = [run_fleet(args, h) for h in plan]
+    n, h = args.devices, args.hostile
+    fleets = [(n, 0), (n + h, 0), (n, h)] * args.repeats if args.compare else [(n, h)]
+    results = [run_fleet(args, honest, hostile) for honest, hostile in fleets]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
             print(f"--- {r['devices']} honest + {r['hostile']} hostile devices")
             for k, v in r.items():
-                print(f"{k:26s} {v}")
-    if len(results) == 2 and results[0]["round_s_p99"] and results[1]["round_s_p99"]:
-        ratio = results[1]["round_s_p99"] / results[0]["round_s_p99"]
-        print(f"p99 round time with / without the hostile devices: {ratio:.2f}x (target <= 1.5x)")
+                if k != "durations":
+                    print(f"{k:26s} {v}")
+    if args.compare:
+        q: Dict[str, Dict[int, float]] = {}
+        for name, key in (("alone", (n, 0)), ("same", (n + h, 0)), ("hostile", (n, h))):
+            pooled = [
+                d for r in results if (r["devices"], r["hostile"]) == key for d in r["durations"]
+            ]
+            q[name] = {p: float(np.percentile(pooled, p)) for p in (50, 99)}
+            print(
+                f"pooled round time, {key[0]} honest + {key[1]} hostile ({len(pooled)} rounds): "
+                f"p50 {q[name][50]:.2f} s, p99 {q[name][99]:.2f} s"
+            )
+        for base, what in (("alone", f"{n} honest alone"), ("same", f"{n + h} honest")):
+            print(
+                f"{n} honest + {h} hostile vs {what}: p99 {q['hostile'][99] / q[base][99]:.2f}x"
+                f", p50 {q['hostile'][50] / q[base][50]:.2f}x"
+                + (" (target: p99 <= 1.5x)" if base == "alone" else " (the attack alone)")
+            )
     return 0 if all(r["ok"] for r in results) else 1
 
 
