@@ -13,8 +13,7 @@ honest updates' range: the result is exactly the coordinate-wise trimmed mean.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Callable, Dict, List
 
 import grpc
 import numpy as np
@@ -31,10 +30,6 @@ OK = grpc.StatusCode
 DEADLINE_MAX_S = 60.0
 
 
-def start(root: Path, values: Dict) -> Cluster:
-    return Cluster(root, root / "no-profile.json", {"rounds": 1, **values})
-
-
 def decode(frame: bytes) -> Dict[str, np.ndarray]:
     return dict(codec.decode(frame, max_frame_bytes=64 << 20, max_decoded_bytes=64 << 20))
 
@@ -46,21 +41,10 @@ def completed(c: Cluster) -> Dict:
     )[0]
 
 
-@pytest.fixture(scope="module")
-def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start(
-        tmp_path_factory.mktemp("defaults"), {"min_devices": 4, "deadline_max_s": DEADLINE_MAX_S}
-    )
+def test_defaults_protect_the_round(cluster_factory: Callable[..., Cluster]) -> None:
+    c = cluster_factory(rounds=1, min_devices=4, deadline_max_s=DEADLINE_MAX_S)
     del c.values["deadline_s"]  # FAST fixes it; here it is derived, as by default
     c.start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def test_defaults_protect_the_round(defaults: Cluster) -> None:
-    c = defaults
     cfg = CoordinatorConfig()
     assert cfg.max_update_norm_ratio > 0 and cfg.deadline_max_s > 0  # what this test relies on
     alice, bob, eve = (F.RawDevice(c.port, n) for n in ("alice", "bob", "eve"))
@@ -108,21 +92,13 @@ def test_defaults_protect_the_round(defaults: Cluster) -> None:
     assert done["start_sha256"] == hashlib.sha256(start_frame).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def robust(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start(
-        tmp_path_factory.mktemp("robust"),
-        {"min_devices": 5, "scheme": "fp32", "aggregation": "trimmed-mean", "deadline_s": 600.0},
+def test_trimmed_mean_keeps_a_hostile_update_from_pulling_the_model(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = cluster_factory(
+        rounds=1, min_devices=5, scheme="fp32", aggregation="trimmed-mean", deadline_s=600.0
     )
     c.start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def test_trimmed_mean_keeps_a_hostile_update_from_pulling_the_model(robust: Cluster) -> None:
-    c = robust
     devs = [F.RawDevice(c.port, n) for n in ("h1", "h2", "h3", "h4", "eve")]
     for d in devs:
         d.register(samples=100)
