@@ -33,7 +33,8 @@ class CoordinatorConfig:
     min_devices: int = 2  # devices that must be connected before a round starts
     min_fraction: float = 0.5  # a round closes with the arrived updates if at least this share
     scheme: str = "on-demand"  # on-demand, fp32 or fixed-B
-    aggregation: str = "fedavg"  # aggregation rule (coordinator/aggregation): fedavg
+    aggregation: str = "fedavg"  # fedavg, or trimmed-mean (robust; see docs/security.md)
+    trim_fraction: float = 0.2  # trimmed-mean: share of updates dropped at each end, per value
     seed: int = 0
     # Model and local training handed to every device.
     model_preset: str = "pi-small"
@@ -45,6 +46,7 @@ class CoordinatorConfig:
     deadline_s: Optional[float] = None
     deadline_factor: float = 2.0
     deadline_min_s: float = 20.0
+    deadline_max_s: float = 1800.0  # ceiling of the derived deadline; slower devices sit out
     grace_s: float = 2.0  # extra wait for reports after the last upload or the deadline
     # Quality budget: absolute, or relative to the squared norm of the last aggregated update.
     error_budget: Optional[float] = None
@@ -63,9 +65,9 @@ class CoordinatorConfig:
     poll_interval_s: float = 10.0  # WaitAssignment blocks at most this long
     device_timeout_s: float = 60.0  # a device unseen for this long is not given work
     max_concurrent_decodes: int = 2  # bounds memory: decoded updates held at once
-    max_workers: int = 128  # gRPC threads; each waiting device holds one: keep above the fleet
-    stream_idle_s: float = 30.0  # an upload stream that sends nothing this long is cut
-    max_update_norm_ratio: float = 0.0  # >0: refuse updates this many times above the median
+    max_workers: int = 256  # gRPC threads (long polls get about half): >= 2 x devices + 16
+    stream_idle_s: float = 30.0  # an upload or download without progress this long is cut
+    max_update_norm_ratio: float = 10.0  # refuse updates this many times the median norm (0: off)
     metrics_port: int = 0  # Prometheus metrics on this port (0: off)
     tls: TlsConfig = field(default_factory=TlsConfig)
 
@@ -89,6 +91,16 @@ class CoordinatorConfig:
             raise ValueError("chunk_bytes must be between 1 KiB and 4 MiB")
         if self.deadline_s is not None and self.deadline_s <= 0:
             raise ValueError("deadline_s must be > 0")
+        if not 0 < self.deadline_min_s <= self.deadline_max_s:
+            raise ValueError("deadline_min_s must be > 0 and <= deadline_max_s")
+        if not 0.0 <= self.trim_fraction < 0.5:
+            raise ValueError("trim_fraction must be in [0, 0.5)")
+        if self.max_update_norm_ratio < 0:
+            raise ValueError("max_update_norm_ratio must be >= 0 (0: off)")
+        if self.stream_idle_s <= 0:
+            raise ValueError("stream_idle_s must be > 0")
+        if self.max_workers < 16:
+            raise ValueError("max_workers must be >= 16 (long polls, streams and a reserve)")
         if self.error_budget is not None and self.error_budget <= 0:
             raise ValueError("error_budget must be > 0")
         self.state_dir = Path(self.state_dir).expanduser()

@@ -23,17 +23,19 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set
 
 import numpy as np
 
+from coordinator import validation
 from coordinator.aggregation import template_of
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import (
+    DuplicateReport,
     DuplicateUpload,
-    InvalidRequest,
     InvalidUpdate,
     NotAssigned,
     RevokedDevice,
     StaleRound,
     UnknownDevice,
 )
+from coordinator.events import EventLog
 from coordinator.faults import fault_point
 from coordinator.messages import Manifest, Registration, Report
 from coordinator.model_host import ModelHost
@@ -61,6 +63,7 @@ class Engine(RoundDriver):
         self.host = host
         self.clock = clock
         self.spool = Spool(cfg.state_dir / "spool")
+        self.events = EventLog(store)  # repeated events (refusals, registrations) counted
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._decode_slots = threading.BoundedSemaphore(cfg.max_concurrent_decodes)
@@ -104,7 +107,7 @@ class Engine(RoundDriver):
         if device_id in self.cfg.tls.revoked:
             raise RevokedDevice(f"device {device_id} is revoked by the coordinator's config")
         self.store.upsert_device(device_id, registration_columns(reg))
-        self.store.event("register", f"device {device_id} registered", device_id=device_id)
+        self.events.record("register", f"device {device_id} registered", device_id=device_id)
         with self._cond:
             self._cond.notify_all()
 
@@ -120,8 +123,15 @@ class Engine(RoundDriver):
             raise RevokedDevice(f"device {device_id} is revoked")
         return row
 
-    def wait_assignment(self, device_id: str, last_round: int, timeout_s: float) -> Optional[Any]:
-        """The device's open assignment, None after ``timeout_s`` (WAIT), or FINISHED."""
+    def wait_assignment(
+        self,
+        device_id: str,
+        last_round: int,
+        timeout_s: float,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> Optional[Any]:
+        """The device's open assignment, None after ``timeout_s`` (WAIT) or as soon as
+        ``alive()`` turns false (checked every second: the caller hung up), or FINISHED."""
         self._known(device_id)
         self.store.touch_device(device_id)
         end = time.monotonic() + max(0.0, timeout_s)
@@ -140,7 +150,7 @@ class Engine(RoundDriver):
                     self._told_finished.add(device_id)
                     return FINISHED
                 left = end - time.monotonic()
-                if left <= 0 or self._stopping.is_set():
+                if left <= 0 or self._stopping.is_set() or not alive():
                     return None
                 self._cond.wait(min(left, 1.0))
 
@@ -155,16 +165,26 @@ class Engine(RoundDriver):
             return self.model_frame
 
     def _check_upload_allowed(self, device_id: str, round_no: int) -> OpenRound:
+        """The open round, if ``device_id`` may still upload for ``round_no``.
+
+        An update already accepted is answered as such first, whatever became of the round
+        since (closed early, completed, a later round open): resending it is never "late".
+        """
         r = self._round
+        if (r is not None and r.number == round_no and device_id in r.accepted) or (
+            self.store.get_upload(round_no, device_id) is not None
+        ):
+            raise DuplicateUpload(
+                f"an update from {device_id} for round {round_no} was accepted; nothing to resend"
+            )
         if r is None or r.number != round_no:
             current = "none" if r is None else str(r.number)
             raise StaleRound(f"round {round_no} is not open (open round: {current})")
-        if r.closed or self.clock() > r.deadline_unix:
-            raise StaleRound(f"round {round_no} closed at its deadline; the update was late")
         if device_id not in r.assignments:
             raise NotAssigned(f"device {device_id} has no part in round {round_no}")
-        if device_id in r.accepted:
-            raise DuplicateUpload(f"an update from {device_id} for round {round_no} was accepted")
+        if r.closed or self.clock() > r.deadline_unix:
+            why = r.close_reason if r.closed else "its deadline passed"
+            raise StaleRound(f"round {round_no} closed ({why}); the update was late")
         return r
 
     def upload_status(self, device_id: str, round_no: int, sha256: str) -> tuple:
@@ -179,18 +199,19 @@ class Engine(RoundDriver):
         return (self.spool.received(round_no, device_id, sha256), False)
 
     def receive_upload(self, device_id: str, manifest: Manifest, chunks: Iterable[bytes]) -> int:
-        """Spool, verify, decode and add an update; returns the bytes received."""
-        # FedAvg weight: the device's local data size D_k as registered (McMahan et al.), the
-        # same weight the allocator's error model uses; not a number the upload declares.
-        weight = int(self._known(device_id)["samples"])
+        """Spool, verify, decode and add an update; returns the bytes received.
+
+        What the update must match was fixed when the round opened (the assignment): the codec
+        mode and bits, checked in the manifest and again in the frame's own header, and the
+        FedAvg weight, the device's local data size D_k as registered then (McMahan et al.;
+        the same weight the allocator's error model used), never a number the upload declares
+        or a registration made since.
+        """
+        self._known(device_id)
         with self._lock:
             r = self._check_upload_allowed(device_id, manifest.round)
             a = r.assignments[device_id]
-            if manifest.mode != a.mode or (a.mode == "stochastic" and manifest.bits != a.bits):
-                raise InvalidRequest(
-                    f"assigned {a.mode} at {a.bits} bits, manifest says "
-                    f"{manifest.mode} at {manifest.bits} bits"
-                )
+        validation.check_manifest_assignment(manifest, a.mode, a.bits)
         try:
             path = self.spool.receive(manifest, device_id, chunks)
         except FileNotFoundError:
@@ -202,6 +223,11 @@ class Engine(RoundDriver):
         try:
             with self._decode_slots:
                 frame = path.read_bytes()
+                try:
+                    info = codec.frame_info(frame)
+                except codec.CodecError as e:
+                    raise InvalidUpdate(f"update frame rejected by the codec: {e}") from e
+                validation.check_frame_assignment(info, a.mode, a.bits, manifest.round)
                 try:
                     update = codec.decode(
                         frame,
@@ -216,7 +242,7 @@ class Engine(RoundDriver):
                 with self._lock:
                     r = self._check_upload_allowed(device_id, manifest.round)
                     self._check_norm(update, r)
-                    sq = r.aggregator.add(update, weight)
+                    sq = r.aggregator.add(update, a.weight)
                     r.norms.append(math.sqrt(sq))
                     r.accepted.add(device_id)
                     self.store.record_upload(
@@ -268,13 +294,30 @@ class Engine(RoundDriver):
             )
 
     def record_report(self, device_id: str, rep: Report) -> None:
+        """Record a device's one report of a round, while that round's record is not final.
+
+        One truth per round: a second report for the same round is refused (ALREADY_EXISTS),
+        and so is any report once the round's outcome is being written (completed, failed,
+        aborted), so nothing a device sends later can rewrite a closed round.
+        """
         round_no = rep.round
         self._known(device_id)
         assigned = [a for a in self.store.assignments(round_no) if a["device_id"] == device_id]
         if not assigned:
             raise NotAssigned(f"device {device_id} had no part in round {round_no}")
-        self.store.record_report(round_no, device_id, report_columns(rep))
         with self._cond:
-            if self._round is not None and self._round.number == round_no:
-                self._round.reported.add(device_id)
-                self._cond.notify_all()
+            r = self._round
+            if r is None or r.number != round_no or r.final:
+                row = self.store.get_round(round_no)
+                status = row["status"] if row is not None and row["status"] != "open" else "closed"
+                raise StaleRound(
+                    f"round {round_no} is {status}: its record is final and takes no more reports"
+                )
+            if self.store.has_report(round_no, device_id):
+                raise DuplicateReport(
+                    f"a report from {device_id} for round {round_no} was recorded; a round's "
+                    "report is sent once and is final"
+                )
+            self.store.record_report(round_no, device_id, report_columns(rep))
+            r.reported.add(device_id)
+            self._cond.notify_all()

@@ -8,12 +8,13 @@
     ├── NotAssigned                     (FAILED_PRECONDITION) device has no part in this round
     ├── StaleRound                      (FAILED_PRECONDITION) round closed, aborted or not open yet
     ├── DuplicateUpload                 (ALREADY_EXISTS) update for this round already accepted
+    ├── DuplicateReport                 (ALREADY_EXISTS) report for this round already recorded
     ├── UploadTooLarge                  (RESOURCE_EXHAUSTED) manifest or stream over a limit
     ├── UploadIncomplete                (FAILED_PRECONDITION) stream ended early; resume possible
     ├── ChecksumMismatch                (DATA_LOSS) sha256 of the received frame differs
     ├── InvalidUpdate                   (INVALID_ARGUMENT) undecodable, wrong shapes, NaN, ...
     ├── InvalidRequest                  (INVALID_ARGUMENT) malformed field in a request
-    ├── TooManyStreams                  (RESOURCE_EXHAUSTED) upload streams over the limit
+    ├── TooManyStreams                  (RESOURCE_EXHAUSTED) long-lived calls over a limit
     ├── Unavailable                     (UNAVAILABLE) shutting down / try again later
     ├── CheckpointFailed                (INTERNAL) the coordinator could not write a checkpoint;
     │                                   never sent to a device: it stops the run
@@ -62,6 +63,10 @@ class DuplicateUpload(CoordinatorError):
     code_name = "ALREADY_EXISTS"
 
 
+class DuplicateReport(CoordinatorError):
+    code_name = "ALREADY_EXISTS"
+
+
 class UploadTooLarge(CoordinatorError):
     code_name = "RESOURCE_EXHAUSTED"
 
@@ -83,7 +88,14 @@ class InvalidRequest(CoordinatorError):
 
 
 class TooManyStreams(CoordinatorError):
+    """``per_device``: over the caller's own cap (it holds a slot, so it is known), not the
+    server's overall one."""
+
     code_name = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, per_device: bool = False) -> None:
+        super().__init__(message)
+        self.per_device = per_device
 
 
 class CheckpointFailed(CoordinatorError):

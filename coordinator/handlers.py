@@ -8,12 +8,14 @@ codes; these functions hold the logic and are tested directly: convert (serde), 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from coordinator import serde, validation
 from coordinator.engine import FINISHED, Engine
 from coordinator.errors import InvalidRequest
 from greenfed.v1 import fleet_pb2 as pb
+
+DOWNLOAD_PIECE_BYTES = 64 * 1024
 
 
 def register(req: pb.RegisterRequest, device_id: str, engine: Engine) -> pb.RegisterReply:
@@ -30,8 +32,17 @@ def register(req: pb.RegisterRequest, device_id: str, engine: Engine) -> pb.Regi
     )
 
 
-def wait_assignment(req: pb.WaitRequest, device_id: str, engine: Engine) -> pb.Assignment:
-    got = engine.wait_assignment(device_id, int(req.last_round), engine.cfg.poll_interval_s)
+def wait_assignment(
+    req: pb.WaitRequest,
+    device_id: str,
+    engine: Engine,
+    alive: Callable[[], bool] = lambda: True,
+) -> pb.Assignment:
+    """The device's assignment, WAIT after the poll interval (or once ``alive`` says the caller
+    is gone), or FINISHED."""
+    got = engine.wait_assignment(
+        device_id, int(req.last_round), engine.cfg.poll_interval_s, alive=alive
+    )
     if got is None:
         return pb.Assignment(status=pb.Assignment.WAIT)
     if got == FINISHED:
@@ -46,7 +57,9 @@ def download_model(
     if req.offset < 0 or req.offset > len(frame):
         raise InvalidRequest(f"download offset {req.offset} outside 0..{len(frame)}")
     sha = hashlib.sha256(frame).hexdigest()
-    step = engine.cfg.chunk_bytes
+    # Small pieces: each one the client takes is progress the stream watchdog can see, so a
+    # slow link keeps its download and a stalled one is cut after stream_idle_s.
+    step = min(engine.cfg.chunk_bytes, DOWNLOAD_PIECE_BYTES)
     for off in range(int(req.offset), len(frame), step):
         yield pb.ModelChunk(
             round=req.round,
@@ -80,12 +93,13 @@ def upload_update(
 def upload_status(
     req: pb.UploadStatusRequest, device_id: str, engine: Engine
 ) -> pb.UploadStatusReply:
-    received, complete = engine.upload_status(device_id, int(req.round), req.sha256[:64])
+    sha = validation.check_sha256(req.sha256, "sha256", allow_empty=True)
+    received, complete = engine.upload_status(device_id, int(req.round), sha)
     return pb.UploadStatusReply(received_bytes=received, complete=complete)
 
 
 def report_round(req: pb.RoundReport, device_id: str, engine: Engine) -> pb.ReportReply:
     rep = serde.report_from_pb(req)
-    validation.check_report(rep)
+    validation.check_report(rep, engine.cfg.max_update_bytes)
     engine.record_report(device_id, rep)
     return pb.ReportReply(recorded=True)

@@ -21,6 +21,7 @@ from coordinator.allocator.plan import DevicePlan
 from coordinator.allocator.schemes import FIXED, FP32, Scheme
 from coordinator.config import CoordinatorConfig
 from coordinator.store import Store
+from coordinator.validation import PROFILE_RANGES
 from greenfed import codec
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,36 @@ def header_bytes_for(params: Mapping[str, np.ndarray], bits: int, block_size: in
     return float(codec.header_bytes(shapes, bits=bits, block_size=block_size or None))
 
 
+def plausible(value: Any, name: str) -> float:
+    """A stored profile or fitted coefficient if finite and in its physical range
+    (validation.PROFILE_RANGES), else 0.0 ("unknown"): stored rows may predate a check, and a
+    planner fed an infinite or denormal coefficient plans infinite times and energies."""
+    try:
+        v = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    lo, hi = PROFILE_RANGES.get(name, (0.0, math.inf))
+    return v if math.isfinite(v) and lo <= v <= hi else 0.0
+
+
+def _ratio(value: Any, by: float) -> float:
+    try:
+        return float(value or 0.0) / by
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]) -> DeviceCoeffs:
-    """Coefficients from the device's calibration profile (before any refit)."""
+    """Coefficients from the device's calibration profile (before any refit); a value that is
+    missing, non-finite or outside its plausible range counts as unknown (a default, noted)."""
     p = _profile(row)
-    steps_seen = [float(x) for x in p.get("f_steps_hz") or () if float(x) > 0]
+    steps_seen = [f for f in (plausible(x, "f_max_hz") for x in p.get("f_steps_hz") or ()) if f]
     # Without DVFS a profile lists only the one frequency it measured at (no range): plan at
     # that frequency, since kappa and cycles were measured there.
-    f_max = float(p.get("f_max_hz") or 0.0) or max(steps_seen, default=0.0)
-    f_min = float(p.get("f_min_hz") or 0.0) or min(steps_seen, default=0.0) or f_max
+    f_max = plausible(p.get("f_max_hz"), "f_max_hz") or max(steps_seen, default=0.0)
+    f_min = plausible(p.get("f_min_hz"), "f_min_hz") or min(steps_seen, default=0.0) or f_max
+    if f_min > f_max:
+        f_min = f_max
     if f_max <= 0:
         f_min = f_max = NOMINAL_FREQ_HZ
         notes.append(
@@ -88,28 +111,28 @@ def base_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[str]
             f"{row['id']}: compute clock unreadable; planned in seconds per sample at its fixed "
             f"clock (a nominal {f_max:g} Hz reference, not a reading)"
         )
-    steps = tuple(float(s) for s in p.get("f_steps_hz") or ())
+    steps = tuple(steps_seen)
     samples_per_round = cfg.local_steps * cfg.batch_size
-    cps = float(p.get("cycles_per_sample") or 0.0)
+    cps = plausible(p.get("cycles_per_sample"), "cycles_per_sample")
     if cps <= 0:
         cps = 1e6
         notes.append(f"{row['id']}: no cycles_per_sample in its profile, 1e6 assumed")
-    rate = float(p.get("uplink_bytes_per_s") or 0.0)
+    rate = plausible(p.get("uplink_bytes_per_s"), "uplink_bytes_per_s")
     if row["link_mbps"]:
         # A test link's configured rate: a better prior than a calibration's loopback upload,
         # replaced by the measured rate from the first upload on (device_coeffs).
-        rate = float(row["link_mbps"]) * 1e6 / 8.0
+        rate = plausible(float(row["link_mbps"]) * 1e6 / 8.0, "uplink_bytes_per_s")
     if rate <= 0:
         rate = 1e6
         notes.append(f"{row['id']}: no uplink rate measured, 1 MB/s assumed")
     return DeviceCoeffs(
         id=str(row["id"]),
-        kappa=max(float(p.get("kappa") or 0.0), 1e-40),
+        kappa=max(plausible(p.get("kappa"), "kappa"), 1e-40),
         cycles=cps * samples_per_round,
         f_min_hz=f_min,
         f_max_hz=f_max,
         uplink_bytes_per_s=rate,
-        energy_per_byte_j=max(float(p.get("energy_per_byte_j") or 0.0), 1e-15),
+        energy_per_byte_j=max(plausible(p.get("energy_per_byte_j"), "energy_per_byte_j"), 1e-15),
         weight_range=cfg.prior_update_range,
         samples=float(row["samples"]),
         bits_min=int(row["bits_min"] or 1),
@@ -127,22 +150,30 @@ def device_coeffs(row: Mapping[str, Any], cfg: CoordinatorConfig, notes: List[st
         fitted = {}
     if not fitted:
         return base
-    keep = ("kappa", "cycles", "uplink_bytes_per_s", "energy_per_byte_j", "weight_range")
-    values = {k: float(fitted[k]) for k in keep if k in fitted and math.isfinite(fitted[k])}
+    per_round = float(cfg.local_steps * cfg.batch_size)
+    keep = ("kappa", "uplink_bytes_per_s", "energy_per_byte_j", "weight_range")
+    values = {k: plausible(fitted.get(k), k) for k in keep}
+    values["cycles"] = per_round * plausible(
+        _ratio(fitted.get("cycles"), per_round), "cycles_per_sample"
+    )
+    values = {k: v for k, v in values.items() if v > 0}
     return DeviceCoeffs(**{**base.__dict__, **values})
 
 
 def derive_deadline(
     cfg: CoordinatorConfig, coeffs: List[DeviceCoeffs], params: int, header: float
 ) -> float:
-    """Fixed, or factor x the slowest device's fastest possible round (lowest bits, f_max)."""
+    """Fixed, or factor x the slowest device's fastest possible round (lowest bits, f_max),
+    within [deadline_min_s, deadline_max_s]: one slow (or lying) device cannot hold the fleet;
+    a device that cannot finish within the ceiling sits the round out (the plan excludes it)."""
     if cfg.deadline_s is not None:
         return float(cfg.deadline_s)
     fastest = [
         c.cycles / c.f_max_hz + (params * c.bits_min / 8.0 + header) / c.uplink_bytes_per_s
         for c in coeffs
     ]
-    return max(cfg.deadline_min_s, cfg.deadline_factor * max(fastest, default=0.0))
+    slowest = max((t for t in fastest if math.isfinite(t)), default=0.0)
+    return min(cfg.deadline_max_s, max(cfg.deadline_min_s, cfg.deadline_factor * slowest))
 
 
 def error_budget(cfg: CoordinatorConfig, params: int, last_sq_norm: Optional[float]) -> float:
@@ -189,11 +220,16 @@ def plan_round(
         late = {
             p.device_id for p in plan.infeasible if p.kind == "deadline" and p.device_id is not None
         }
-        if not late:
-            break
         for p in plan.infeasible:
             if p.device_id in late:
                 excluded[p.device_id] = p.message
+        for dp in plan.devices:  # the last guard: a device's plan is finite, or it sits out
+            figures = (dp.freq_hz, dp.energy_j, dp.compute_energy_j, dp.comm_energy_j, dp.time_s)
+            if not all(math.isfinite(x) for x in figures):
+                late.add(dp.id)
+                excluded[dp.id] = f"{dp.id}: its plan is not finite (coefficients out of range)"
+        if not late:
+            break
         coeffs = [c for c in coeffs if c.id not in late]
     if plan is None or not coeffs:
         # Every device is too slow for the deadline: give them all the round anyway, at their

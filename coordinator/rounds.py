@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
 
-from coordinator.aggregation import make_aggregator, template_of
+from coordinator.aggregation import RuleOptions, make_aggregator, template_of
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import CheckpointFailed
 from coordinator.faults import fault_point
@@ -120,6 +120,8 @@ class RoundDriver:
         now = self.clock()
         deadline_unix = now + plan.deadline_s
         assignments: Dict[str, DeviceAssignment] = {}
+        # FedAvg weights are the data sizes registered now: fixed for the round's lifetime.
+        data_size = {str(row["id"]): int(row["samples"]) for row in devices}
         for i, d in enumerate(plan.devices):
             assignments[d.device_id] = DeviceAssignment(
                 round=number,
@@ -137,6 +139,7 @@ class RoundDriver:
                 seed=self.cfg.seed * 1_000_003 + number * 1009 + i,
                 predicted_energy_j=d.energy_j,
                 scheme=self.cfg.scheme,
+                weight=data_size[d.device_id],
             )
         self.store.open_round(
             number,
@@ -176,7 +179,11 @@ class RoundDriver:
                 scheme=self.cfg.scheme,
                 deadline_unix=deadline_unix,
                 assignments=assignments,
-                aggregator=make_aggregator(self.cfg.aggregation, template),
+                aggregator=make_aggregator(
+                    self.cfg.aggregation,
+                    template,
+                    RuleOptions(trim_fraction=self.cfg.trim_fraction),
+                ),
             )
             self._cond.notify_all()
         fault_point("crash-after-open", number)
@@ -193,11 +200,14 @@ class RoundDriver:
         with self._cond:
             r = self._round
             assert r is not None
+            r.close_reason = "the coordinator stopped"
             while not self._stopping.is_set():
                 everyone = set(r.assignments)
                 if r.accepted == everyone and r.reported >= everyone:
+                    r.close_reason = "every update and report arrived"
                     break
                 if self.clock() > r.deadline_unix:
+                    r.close_reason = "its deadline passed"
                     break
                 self._cond.wait(0.5)
             r.closed = True
@@ -205,6 +215,7 @@ class RoundDriver:
             accepted = set(r.accepted)
             late = sorted(set(r.assignments) - accepted)
         if self._stopping.is_set():
+            self._finalise(r)
             self.store.update_round(
                 number,
                 {"status": "aborted", "closed_at": self.clock(), "note": "coordinator stopped"},
@@ -220,6 +231,7 @@ class RoundDriver:
                 round_no=number,
             )
         self._wait_reports(r, accepted)
+        self._finalise(r)
         self.spool.discard_round(number)
         needed = max(1, math.ceil(self.cfg.min_fraction * len(r.assignments)))
         if len(accepted) < needed:
@@ -299,6 +311,11 @@ class RoundDriver:
             self.store.event("checkpoint_failed", msg, round_no=number)
             log.error("%s", msg)
             raise CheckpointFailed(msg) from e
+
+    def _finalise(self, r: OpenRound) -> None:
+        """From here on the round's record is written: reports for it are refused."""
+        with self._cond:
+            r.final = True
 
     def _wait_reports(self, r: OpenRound, accepted: Set[str]) -> None:
         end = time.monotonic() + self.cfg.grace_s

@@ -2,7 +2,8 @@
 
 Incoming messages become :mod:`coordinator.messages` values, checked next by
 :mod:`coordinator.validation`; outgoing ones are built from the engine's values. Strings are
-copied as sent, except the upload manifest's sha256 and mode (cut to their sizes, as before).
+copied whole, as sent (never cut: validation judges the whole string, so trailing junk after
+a valid prefix is refused, not silently dropped).
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def manifest_from_pb(m: pb.UploadManifest) -> Manifest:
     return Manifest(
         round=int(m.round),
         total_bytes=int(m.total_bytes),
-        sha256=m.sha256[:64],
+        sha256=m.sha256,
         offset=int(m.offset),
         samples=int(m.samples),
         bits=int(m.bits),
-        mode=m.mode[:16],
+        mode=m.mode,
     )
 
 

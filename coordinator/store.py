@@ -136,8 +136,15 @@ ALTER TABLE reports ADD COLUMN link_profile TEXT;
 ALTER TABLE reports ADD COLUMN goodput_mbps REAL;
 """
 
+# Issue 17: repeated events (refusals, re-registrations) of one device and kind are one row
+# with a count and the time of the last one, so floods cannot grow the table.
+_EVENT_COUNTS = """
+ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN last_at REAL;
+"""
+
 #: Migration i takes a store from version i to i + 1.
-MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL, _LINK_RECORD]
+MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL, _LINK_RECORD, _EVENT_COUNTS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -300,7 +307,7 @@ class Store:
             "COALESCE(SUM(CASE WHEN NOT estimated THEN comm_energy_j END), 0) AS nm "
             "FROM reports WHERE estimated IS NOT NULL"
         )[0]
-        refused = q("SELECT COUNT(*) AS n FROM events WHERE kind = 'refused'")[0]
+        refused = q("SELECT COALESCE(SUM(count), 0) AS n FROM events WHERE kind = 'refused'")[0]
         return {
             "rounds_by_status": by_status,
             "devices": int(dev["n"]),
@@ -424,11 +431,17 @@ class Store:
         return rows[0] if rows else None
 
     def record_report(self, round_no: int, device_id: str, fields: Mapping[str, Any]) -> None:
+        """Insert a round's report (one per device and round: a second one is an error)."""
         cols = {"round": round_no, "device_id": device_id, "received_at": time.time(), **fields}
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
-        self._exec(
-            f"INSERT OR REPLACE INTO reports ({names}) VALUES ({marks})", list(cols.values())
+        self._exec(f"INSERT INTO reports ({names}) VALUES ({marks})", list(cols.values()))
+
+    def has_report(self, round_no: int, device_id: str) -> bool:
+        return bool(
+            self.query(
+                "SELECT 1 FROM reports WHERE round = ? AND device_id = ?", (round_no, device_id)
+            )
         )
 
     def reports(self, round_no: Optional[int] = None) -> List[Dict[str, Any]]:
@@ -452,10 +465,21 @@ class Store:
         message: str,
         device_id: Optional[str] = None,
         round_no: Optional[int] = None,
-    ) -> None:
+    ) -> int:
+        """Insert one event (``count`` 1); returns its id for :meth:`bump_event`."""
+        now = time.time()
+        cur = self._exec(
+            "INSERT INTO events (at, kind, device_id, round, message, count, last_at) "
+            "VALUES (?, ?, ?, ?, ?, 1, ?)",
+            (now, kind, device_id, round_no, message[:2000], now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def bump_event(self, event_id: int, count: int, last_at: float, message: str) -> None:
+        """Set an event's count of repeats, the time of the last one and its latest message."""
         self._exec(
-            "INSERT INTO events (at, kind, device_id, round, message) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), kind, device_id, round_no, message[:2000]),
+            "UPDATE events SET count = ?, last_at = ?, message = ? WHERE id = ?",
+            (count, last_at, message[:2000], event_id),
         )
 
     def events(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:

@@ -10,17 +10,21 @@ from typing import Dict, Type
 
 from greenfed.errors import ConfigError
 
-from .base import Aggregator, Template, check_update, template_of
+from .base import Aggregator, RuleOptions, Template, check_update, template_of
 from .fedavg import FedAvg
+from .trimmed import TrimmedMean
 
 RULES: Dict[str, Type[Aggregator]] = {
     FedAvg.name: FedAvg,
+    TrimmedMean.name: TrimmedMean,
 }
 
 __all__ = [
     "RULES",
     "Aggregator",
     "FedAvg",
+    "RuleOptions",
+    "TrimmedMean",
     "check_rule",
     "check_update",
     "make_aggregator",
@@ -33,7 +37,9 @@ def check_rule(name: str) -> None:
         raise ConfigError(f"aggregation: unknown rule {name!r}; known: {', '.join(sorted(RULES))}")
 
 
-def make_aggregator(name: str, template: Template) -> Aggregator:
+def make_aggregator(
+    name: str, template: Template, options: RuleOptions = RuleOptions()
+) -> Aggregator:
     """A fresh aggregator of rule ``name`` for one round."""
     check_rule(name)
-    return RULES[name](template)
+    return RULES[name](template, options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import math
+from dataclasses import dataclass
 from typing import Dict, Mapping, Tuple
 
 import numpy as np
@@ -18,6 +19,13 @@ import numpy as np
 from coordinator.errors import InvalidUpdate
 
 Template = Mapping[str, Tuple[Tuple[int, ...], np.dtype]]
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    """What a rule may read from the coordinator's configuration."""
+
+    trim_fraction: float = 0.2  # trimmed-mean: share of the updates dropped at each end
 
 
 def template_of(params: Mapping[str, np.ndarray]) -> Dict[str, Tuple[Tuple[int, ...], np.dtype]]:
@@ -57,8 +65,9 @@ class Aggregator(abc.ABC):
 
     name = "abstract"
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, options: RuleOptions = RuleOptions()) -> None:
         self.template = dict(template)
+        self.options = options
         self.total_weight = 0
         self.count = 0
 

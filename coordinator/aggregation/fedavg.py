@@ -11,7 +11,7 @@ from typing import Dict, Mapping
 
 import numpy as np
 
-from .base import Aggregator, Template
+from .base import Aggregator, RuleOptions, Template
 
 
 class FedAvg(Aggregator):
@@ -19,8 +19,8 @@ class FedAvg(Aggregator):
 
     name = "fedavg"
 
-    def __init__(self, template: Template) -> None:
-        super().__init__(template)
+    def __init__(self, template: Template, options: RuleOptions = RuleOptions()) -> None:
+        super().__init__(template, options)
         self._sum: Dict[str, np.ndarray] = {
             k: np.zeros(shape, dtype=np.float64)
             for k, (shape, dtype) in self.template.items()

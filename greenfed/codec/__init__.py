@@ -33,6 +33,7 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .frame import FIXED_HEADER_BYTES, MAGIC, TRAILER_BYTES, VERSION, frame_size, header_bytes
+from .info import FrameInfo, frame_info
 
 __all__ = [
     "DEFAULT_ZSTD_LEVEL",
@@ -55,6 +56,7 @@ __all__ = [
     "EncodeResult",
     "ExtraDataError",
     "FrameDecoder",
+    "FrameInfo",
     "FrameTooLargeError",
     "InvalidScaleError",
     "MalformedHeaderError",
@@ -67,6 +69,7 @@ __all__ = [
     "UnsupportedVersionError",
     "decode",
     "encode",
+    "frame_info",
     "frame_size",
     "header_bytes",
     "iter_chunks",

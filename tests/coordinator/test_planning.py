@@ -135,3 +135,45 @@ def test_unreadable_clock_plans_and_refits_in_seconds_per_sample() -> None:
     again = predict(fitted, bits=8, freq_hz=nominal, params=D)
     assert again.compute_time_s == pytest.approx(36.0)
     assert again.compute_energy_j == pytest.approx(3.1 * 36.0)
+
+
+def test_derived_deadline_has_a_ceiling_and_the_slow_device_sits_out() -> None:
+    # A plausible but very slow uplink (100 B/s): its fastest round takes ~14 s (1-bit upload).
+    c = cfg(deadline_factor=2.0, deadline_min_s=1.0, deadline_max_s=10.0, error_budget=1.0)
+    rows = [row("a"), row("crawl", uplink_bytes_per_s=100.0)]
+    plan = plan_round(c, rows, PARAMS, None)
+    assert plan.deadline_s == 10.0
+    assert [d.device_id for d in plan.devices] == ["a"]
+    assert "crawl" in plan.excluded
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"uplink_bytes_per_s": 5e-324},
+        {"f_steps_hz": [float("nan"), float("inf")], "f_min_hz": 0, "f_max_hz": 0},
+        {"kappa": float("inf")},
+        {"cycles_per_sample": 1e300},
+        {"f_min_hz": 1e-300, "f_max_hz": 1e-300, "f_steps_hz": []},
+    ],
+)
+def test_stored_coefficients_out_of_range_never_give_an_infinite_plan(bad: Dict) -> None:
+    # Rows can predate a validation rule: planning treats such values as unknown (noted).
+    c = cfg(deadline_min_s=1.0, deadline_max_s=60.0, error_budget=1.0)
+    rows = [row("a"), row("odd", **bad)]
+    rows[1]["profile_json"] = json.dumps({**json.loads(rows[1]["profile_json"]), **bad})
+    plan = plan_round(c, rows, PARAMS, None)
+    assert np.isfinite(plan.deadline_s) and plan.deadline_s <= 60.0
+    assert np.isfinite(plan.total_energy_j)
+    for d in plan.devices:
+        assert all(np.isfinite([d.freq_hz, d.energy_j, d.time_s]))
+
+
+def test_refitted_coefficients_out_of_range_fall_back_to_the_profile() -> None:
+    r = row("a")
+    r["coeffs_json"] = json.dumps(
+        {"uplink_bytes_per_s": 1e-300, "kappa": 2e-28, "cycles": float("inf")}
+    )
+    got = device_coeffs(r, cfg(), [])
+    assert got.uplink_bytes_per_s == 1e6 and got.kappa == 2e-28
+    assert got.cycles == pytest.approx(1e6 * 100)

@@ -62,7 +62,7 @@ def test_wrong_checksum_discards(tmp_path: Path) -> None:
     m = manifest(sha256="ab" * 32)
     with pytest.raises(ChecksumMismatch, match="upload it again"):
         spool.receive(m, "dev", chunks(DATA))
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,71 @@ def test_manifest_validation(kw: dict, error: type, message: str) -> None:
 def test_device_ids_cannot_escape_the_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     assert spool.path(1, "../../etc/passwd", "ab" * 32).parent == tmp_path
+
+
+def test_overlapping_streams_never_share_a_file(tmp_path: Path) -> None:
+    """A resumed stream overlaps the one it replaces: each writes its own file, the first to
+    end hands over, and neither's clean-up touches the other's bytes."""
+    import threading
+
+    spool = Spool(tmp_path)
+    m = manifest()
+    half = len(DATA) // 2
+    paused, resume = threading.Event(), threading.Event()
+
+    def old_stream():  # sends half, then hangs (a dead connection the server has not noticed)
+        yield DATA[:half]
+        paused.set()
+        resume.wait(30)
+        raise ConnectionError("the old stream dies at last")
+
+    errors: list = []
+
+    def run_old() -> None:
+        try:
+            spool.receive(m, "dev", old_stream())
+        except ConnectionError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run_old)
+    t.start()
+    assert paused.wait(30)
+    assert spool.received(m.round, "dev", m.sha256) == 0  # nothing handed over yet
+    # The agent starts over on a new stream while the old one still runs: it completes.
+    path = spool.receive(m, "dev", chunks(DATA))
+    assert path.read_bytes() == DATA
+    resume.set()
+    t.join(30)
+    assert errors and path.read_bytes() == DATA  # the old stream's end left this file alone
+    # The old stream's bytes were handed over as the held part (a resume could use them).
+    assert spool.received(m.round, "dev", m.sha256) == half
+    resumed = spool.receive(manifest(offset=half), "dev", chunks(DATA[half:]))
+    assert resumed.read_bytes() == DATA and resumed != path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, resumed.name])
+
+
+def test_the_longer_of_two_broken_streams_is_held(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    m = manifest()
+    with pytest.raises(UploadIncomplete, match="resume from byte 3000"):
+        spool.receive(m, "dev", chunks(DATA[:3000]))
+    # A second stream from offset 0 delivers less: the held part keeps the longer prefix.
+    with pytest.raises(UploadIncomplete, match="resume from byte 3000"):
+        spool.receive(m, "dev", chunks(DATA[:1000]))
+    assert spool.received(m.round, "dev", m.sha256) == 3000
+    assert [p.suffix for p in tmp_path.iterdir()] == [".part"]
+
+
+def test_a_cut_stream_keeps_its_bytes_for_a_resume(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    m = manifest()
+
+    def cut():
+        yield DATA[:4000]
+        raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError):
+        spool.receive(m, "dev", cut())
+    assert spool.received(m.round, "dev", m.sha256) == 4000
+    spool.discard_round(m.round)
+    assert not list(tmp_path.iterdir())

@@ -53,6 +53,18 @@ def wait_for(what: str, fn: Callable[[], Optional[T]], timeout_s: float = 90.0) 
         time.sleep(0.1)
 
 
+def spooling(spool: Path, device_id: str) -> bool:
+    """Whether ``device_id`` has upload bytes in the coordinator's spool (a stream's own file,
+    or a held part; files come and go, so a vanished one counts as none)."""
+    for p in spool.glob(f"*{device_id}*"):
+        try:
+            if p.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

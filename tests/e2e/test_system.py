@@ -12,7 +12,7 @@ import pytest
 
 from greenfed.v1 import fleet_pb2 as pb
 from greenfed.v1 import fleet_pb2_grpc as pb_grpc
-from tests.e2e.conftest import PROFILE, Cluster, rows, wait_for
+from tests.e2e.conftest import PROFILE, Cluster, rows, spooling, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_agent_killed_during_upload_then_rejoins(cluster_factory: Callable[..., 
     spool = c.root / "state" / "spool"
     wait_for(
         "the victim's upload to be in flight",
-        lambda: any("victim" in p.name and p.stat().st_size > 0 for p in spool.glob("*.part")),
+        lambda: spooling(spool, "victim"),
     )
     victim = c.run.agents["victim"]
     victim.send_signal(signal.SIGKILL)

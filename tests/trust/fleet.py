@@ -128,11 +128,19 @@ def report_msg(round_no: int, energy_j: float = 12.0, **fields: Any) -> pb.Round
 
 
 def expect(err: grpc.RpcError, code: grpc.StatusCode, *words: str) -> None:
-    """The status and an actionable message (it names what was wrong)."""
+    """The status and an actionable message (it names what was wrong), which never carries a
+    server path or a traceback."""
     details = err.details() or ""  # type: ignore[attr-defined]
     assert err.code() == code, f"{err.code()}: {details}"  # type: ignore[attr-defined]
     for w in words:
         assert w.lower() in details.lower(), f"{w!r} not in {details!r}"
+    assert_public(details)
+
+
+def assert_public(details: str) -> None:
+    """No server path (test state dirs live under /tmp) and no traceback text."""
+    for leak in ("/tmp/", "Traceback", 'File "', str(Path.cwd())):
+        assert leak not in details, f"{leak!r} leaked in {details!r}"
 
 
 # ---------------------------------------------------------------- updates and forged frames
@@ -149,6 +157,11 @@ def small_update(params: Mapping[str, np.ndarray], seed: int, scale: float = 1e-
 def encode(update: Mapping[str, np.ndarray], mode: str = "stochastic", bits: int = 8) -> bytes:
     cfg = codec.CodecConfig(mode=mode, bits=bits, seed=7) if mode == "stochastic" else None
     return codec.encode(update, cfg or codec.CodecConfig(mode=mode)).frame
+
+
+def encode_for(a: pb.Assignment, update: Mapping[str, np.ndarray]) -> bytes:
+    """An honest frame for assignment ``a``: its codec mode and bits."""
+    return encode(update, mode=a.mode, bits=a.bits)
 
 
 def reseal(frame: bytes) -> bytes:
@@ -263,6 +276,10 @@ def snapshot(db: Path, model: Optional[bytes] = None) -> Dict[str, Any]:
     )
     out["assignments_state"] = rows(
         db, "SELECT round, device_id, status FROM assignments ORDER BY round, device_id"
+    )
+    checkpoints = db.parent / "checkpoints"
+    out["checkpoints"] = sorted(
+        (p.name, p.stat().st_size) for p in checkpoints.glob("*") if checkpoints.exists()
     )
     if model is not None:
         out["model_sha256"] = hashlib.sha256(model).hexdigest()

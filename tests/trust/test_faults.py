@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from coordinator.faults import FAULT_ENV, FAULT_EXIT
-from tests.e2e.conftest import Cluster, rows, wait_for
+from tests.e2e.conftest import Cluster, rows, spooling, wait_for
 from tests.trust.proxy import Proxy
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_agent_killed_mid_download_and_connection_reset_mid_upload(
     spool = c.root / "state" / "spool"
     wait_for(
         "the victim's upload to be in flight",
-        lambda: any("victim" in p.name and p.stat().st_size > 0 for p in spool.glob("*.part")),
+        lambda: spooling(spool, "victim"),
     )
     proxy.cut()
     assert c.run.wait(timeout_s=180) == 0, c.logs()

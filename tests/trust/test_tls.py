@@ -110,7 +110,7 @@ def test_identity_comes_from_the_certificate_not_the_metadata(t: Tls) -> None:
     alice = t.device("alice", claim="bob")
     assert alice.register().device_id == "alice"
     before = F.snapshot(t.c.db, bob.download(0))
-    frame = F.encode(F.small_update(codec_params(bob, 0), 3))
+    frame = F.encode_for(a, F.small_update(codec_params(bob, 0), 3))
     F.expect(alice.upload_refused(a, frame), OK.FAILED_PRECONDITION, "alice has no part")
     F.expect(alice.refused("ReportRound", F.report_msg(0)), OK.FAILED_PRECONDITION, "alice")
     F.expect(
@@ -182,7 +182,7 @@ def test_a_real_agent_trains_over_mutual_tls(t: Tls) -> None:
     wait_for("dave to register", lambda: rows(t.c.db, "SELECT id FROM devices WHERE id='dave'"))
     bob = t.device("bob")
     a0 = bob.assignment()
-    bob.upload(a0, F.encode(F.small_update(codec_params(bob, a0.round), 4)))
+    bob.upload(a0, F.encode_for(a0, F.small_update(codec_params(bob, a0.round), 4)))
     bob.report(a0.round)
     a1 = wait_for(
         "round 1 for bob",
@@ -190,7 +190,7 @@ def test_a_real_agent_trains_over_mutual_tls(t: Tls) -> None:
             bob.call("WaitAssignment", pb.WaitRequest(last_round=0))
         ),
     )
-    bob.upload(a1, F.encode(F.small_update(codec_params(bob, a1.round), 5)))
+    bob.upload(a1, F.encode_for(a1, F.small_update(codec_params(bob, a1.round), 5)))
     bob.report(a1.round)
     assert t.c.run is not None and t.c.run.wait(timeout_s=180) == 0, t.c.logs()
     r1 = rows(t.c.db, "SELECT * FROM rounds WHERE round = 1")[0]
