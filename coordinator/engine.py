@@ -198,6 +198,12 @@ class Engine(RoundDriver):
             return (up["total_bytes"], True)
         return (self.spool.received(round_no, device_id, sha256), False)
 
+    def _late_or_raise(self, device_id: str, round_no: int) -> None:
+        """After a vanished spool file: the round closed while this upload streamed or waited
+        (its spool was discarded). Raise StaleRound (late), not an internal error."""
+        with self._lock:
+            self._check_upload_allowed(device_id, round_no)
+
     def receive_upload(self, device_id: str, manifest: Manifest, chunks: Iterable[bytes]) -> int:
         """Spool, verify, decode and add an update; returns the bytes received.
 
@@ -215,14 +221,15 @@ class Engine(RoundDriver):
         try:
             path = self.spool.receive(manifest, device_id, chunks)
         except FileNotFoundError:
-            # The round closed while this (slow) upload still streamed: its spool file was
-            # discarded. Say it was late (StaleRound), not an internal error.
-            with self._lock:
-                self._check_upload_allowed(device_id, manifest.round)
+            self._late_or_raise(device_id, manifest.round)
             raise
         try:
             with self._decode_slots:
-                frame = path.read_bytes()
+                try:
+                    frame = path.read_bytes()
+                except FileNotFoundError:  # the round closed while it waited for a slot
+                    self._late_or_raise(device_id, manifest.round)
+                    raise
                 try:
                     info = codec.frame_info(frame)
                 except codec.CodecError as e:
@@ -298,7 +305,10 @@ class Engine(RoundDriver):
 
         One truth per round: a second report for the same round is refused (ALREADY_EXISTS),
         and so is any report once the round's outcome is being written (completed, failed,
-        aborted), so nothing a device sends later can rewrite a closed round.
+        aborted), so nothing a device sends later can rewrite a closed round. One exception
+        that rewrites nothing: a device the round recorded as late may file its one report
+        afterwards. Its energy was spent and its upload measured its link (the refit needs
+        that most when a link sags); the round's status, arrivals and model stay as closed.
         """
         round_no = rep.round
         self._known(device_id)
@@ -308,6 +318,11 @@ class Engine(RoundDriver):
         with self._cond:
             r = self._round
             if r is None or r.number != round_no or r.final:
+                if assigned[0]["status"] == "late" and not self.store.has_report(
+                    round_no, device_id
+                ):
+                    self.store.record_report(round_no, device_id, report_columns(rep))
+                    return
                 row = self.store.get_round(round_no)
                 status = row["status"] if row is not None and row["status"] != "open" else "closed"
                 raise StaleRound(

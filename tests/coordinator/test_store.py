@@ -87,9 +87,15 @@ def test_a_store_from_before_the_link_columns_gains_them(tmp_path: Path) -> None
 
     db = tmp_path / "old.sqlite"
     Store(db).close()
-    con = sqlite3.connect(db)  # make it look like a store written before migration 3
-    for column in ("link_kind", "link_profile", "goodput_mbps"):
-        con.execute(f"ALTER TABLE reports DROP COLUMN {column}")
+    con = sqlite3.connect(db)  # make it look like a store written at version 2
+    for table, column in [
+        ("reports", "link_kind"),
+        ("reports", "link_profile"),
+        ("reports", "goodput_mbps"),
+        ("events", "count"),
+        ("events", "last_at"),
+    ]:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("PRAGMA user_version = 2")
     con.commit()
     con.close()
