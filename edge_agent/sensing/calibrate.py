@@ -46,6 +46,9 @@ Workload = Callable[[], int]
 #: Pushes bytes towards the coordinator (blocking until handed to the OS).
 Sender = Callable[[bytes], None]
 
+#: Dynamic power below this (W) is no measurement: κ or J/B from it are recorded as unknown.
+MIN_DYNAMIC_POWER_W = 1e-3
+
 
 def fit_kappa(points: Sequence[Tuple[float, float]]) -> float:
     """Least squares κ for P = κ f³ through the origin: Σ P f³ / Σ f⁶."""
@@ -183,11 +186,12 @@ def measure_uplink(
     if up.duration_s > 0:
         rate = sent / up.duration_s
         epb = (up.mean_power_w - idle_w) / rate
-    if epb is not None and epb <= 0:
-        # A cost below idle is noise (or rounding: -4e-25 J/B was seen), not a measurement the
-        # coordinator can plan with: record none measurable, and say so.
+    if epb is not None and (up.mean_power_w - idle_w) < MIN_DYNAMIC_POWER_W:
+        # A cost at or below idle is noise (or rounding: -4e-25 J/B was seen), not a
+        # measurement the coordinator can plan with: 0 says "unknown", and a note says why.
         notes.append(
-            f"energy per byte {epb:.3g} J/B ≤ 0: the upload did not rise above idle; recorded as 0"
+            f"energy per byte {epb:.3g} J/B: the upload did not rise measurably above idle; "
+            "recorded as 0 (unknown)"
         )
         epb = 0.0
     return UplinkPhase(rate, epb, sent)
@@ -230,10 +234,13 @@ def calibrate(
         kappa = fit_kappa([(p.freq_hz, p.dynamic_power_w) for p in points])
         top = max(points, key=lambda p: p.freq_hz)
         cycles = top.freq_hz * top.duration_s / max(1, top.train_samples)
-        if kappa <= 0:
+        top_dynamic_w = kappa * top.freq_hz**3
+        if top_dynamic_w < MIN_DYNAMIC_POWER_W:
+            # Below a milliwatt at the top clock is no measurement (a sensor that did not move,
+            # rounding): 0 says "unknown", the coordinator plans without it.
             notes.append(
-                f"κ = {kappa:.3g} ≤ 0: the workload's power did not rise above idle (noise?); "
-                "recorded as 0"
+                f"κ = {kappa:.3g} gives {top_dynamic_w:.3g} W at {top.freq_hz / 1e6:.0f} MHz: the "
+                "workload's power did not rise measurably above idle; recorded as 0 (unknown)"
             )
             kappa = 0.0
     single = len(points) < 2

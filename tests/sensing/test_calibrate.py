@@ -219,4 +219,4 @@ def test_an_upload_below_idle_records_no_cost_not_a_negative_one() -> None:
 
     up = measure_uplink(mon, send, 2.0, 1 << 16, 1 << 14, notes)
     assert up.energy_per_byte_j == 0.0 and up.rate_bytes_per_s is not None
-    assert any("recorded as 0" in n for n in notes)
+    assert any("recorded as 0 (unknown)" in n for n in notes)
