@@ -67,7 +67,9 @@ class Agent:
         self.source = detect_power_source(cfg.sensing, cfg.sysfs_root)
         self.cpu = CpuFreq(cfg.sysfs_root)
         self.device = resolve_device(cfg.device)
-        self.clock = clock or compute_clock(self.device, cfg.sysfs_root, self.cpu)
+        self.clock = clock or compute_clock(
+            self.device, cfg.sysfs_root, self.cpu, cfg.sensing.emulated
+        )
         self.profile: Optional[CalibrationProfile] = None
         self.monitor: Optional[PowerMonitor] = None
         self.client: Optional[FleetClient] = None
