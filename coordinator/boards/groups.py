@@ -127,13 +127,9 @@ def remove_run(directories: List[Path], grace_s: float = KILL_GRACE_S) -> List[s
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         end = time.monotonic() + grace_s
-        while pids and time.monotonic() < end:
-            for pid in pids:  # reap our own children (a zombie stays in cgroup.procs)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
+        while pids and time.monotonic() < end:  # an exited process leaves cgroup.procs at once
+            time.sleep(0.05)
             pids = _pids(directories)
-            if pids:
-                time.sleep(0.05)
         if not pids:
             break
     errors = []

@@ -226,7 +226,8 @@ def calibrate(
         top = max(points, key=lambda p: p.freq_hz)
         cycles = top.freq_hz * top.duration_s / max(1, top.train_samples)
         if kappa <= 0:
-            notes.append("κ ≤ 0: the workload's power did not rise above idle (noise?)")
+            notes.append("κ ≤ 0: the workload's power did not rise above idle (noise?); 0 kept")
+            kappa = 0.0  # a negative capacitance is noise, and coordinators refuse it
     single = len(points) < 2
     if single:
         notes.append(f"κ from a single frequency point ({compute.dvfs_line})")
