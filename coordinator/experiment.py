@@ -180,6 +180,18 @@ def _completed_rounds(store: Path) -> List[Dict[str, Any]]:
         return []
 
 
+def failed_agents(run: LocalRun) -> List[str]:
+    """"<device> exited with code N: <its last log line>" for each agent that failed."""
+    out = []
+    for device, proc in run.agents.items():
+        code = proc.poll()
+        if code not in (None, 0):
+            log = run.run_dir / "logs" / f"{device}.log"
+            lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+            out.append(f"{device} exited with code {code}: {lines[-1] if lines else 'no log'}")
+    return out
+
+
 def _drive(
     run: LocalRun,
     setup: ExperimentSetup,
@@ -203,6 +215,10 @@ def _drive(
         except subprocess.TimeoutExpired:
             if time.monotonic() - t0 > timeout_s:
                 say(f"[{scheme}] stopped: over the time limit of {timeout_s:.0f} s")
+                return None
+            failed = failed_agents(run)
+            if failed:  # the comparison needs every device: say why instead of waiting it out
+                say(f"[{scheme}] stopped: " + "; ".join(failed))
                 return None
         for r in _completed_rounds(store)[seen:]:
             fd = r["quality_fd"]
