@@ -41,6 +41,7 @@ from edge_agent.sensing import (
 from edge_agent.serde import codec_config_of, profile_pb, round_fields, window_pb
 from edge_agent.training import LocalPlan, LocalTraining, make_training
 from edge_agent.training.device import compute_clock, device_name, resolve_device
+from edge_agent.training.workloads import warm_up
 from greenfed import __version__, codec
 from greenfed.v1 import fleet_pb2 as pb
 
@@ -133,6 +134,7 @@ class Agent:
         torch.set_num_threads(self.cfg.num_threads)
         self.data = ddpm.load_data(self.cfg.data)
         self.profile = self._load_profile()
+        warm_up(self.device)  # before registering: a round may open as soon as it has
         self.monitor = PowerMonitor(
             self.source, self.clock, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
         )
