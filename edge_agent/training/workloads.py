@@ -103,4 +103,3 @@ def warm_up(device: str = "cpu", steps: int = 2) -> None:
     step, _ = torch_conv_workload(batch_size=8, device=device)
     for _ in range(steps):
         step()
-
