@@ -181,7 +181,7 @@ def _completed_rounds(store: Path) -> List[Dict[str, Any]]:
 
 
 def failed_agents(run: LocalRun) -> List[str]:
-    """ "<device> exited with code N: <its last log line>" for each agent that failed."""
+    """One line per agent that failed: its device, exit code and last log line."""
     out = []
     for device, proc in run.agents.items():
         code = proc.poll()
