@@ -71,7 +71,7 @@ def fleet_scale(
     if cpu_per_unit <= 0 or budget <= 0:
         raise FleetSpecError("--board-cpus and the CPU unit must be > 0")
     speed = sum(b.relative_speed for b in boards)
-    if speed * cpu_per_unit <= budget:
+    if speed * cpu_per_unit <= budget * (1 + 1e-9):  # 6 x 0.2 is 1.2000000000000002
         return FleetScale(cpu_per_unit, budget)
     unit = budget / speed
     return FleetScale(
