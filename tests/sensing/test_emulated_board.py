@@ -164,3 +164,15 @@ def test_the_compute_clock_of_an_emulated_board(tmp_path: Path) -> None:
 def test_config_errors(kw: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EmulatedBoardConfig(**kw)
+
+
+def test_probe_shows_the_emulated_boards_clock(tmp_path: Path) -> None:
+    from edge_agent.sensing import make_context
+    from edge_agent.sensing.probe import build_report, format_report
+
+    root = tree(tmp_path, "cgroup_v1")
+    text = format_report(build_report(make_context(SensingConfig(emulated=v1_config(root)), root)))
+    assert "[yes] emulated-board emulated board rpi4 (" in text
+    assert "board clock: emulated board rpi4 at 1800 MHz (the CPU quota of " in text
+    assert "steps 600 MHz .. 1800 MHz; dvfs available" in text
+    assert "energy is ESTIMATED from its profile's model" in text
