@@ -50,7 +50,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any
         config, out = tmp / "worker.json", tmp / "result.json"
         config.write_text(json.dumps({
             "board": board.agent_values["sensing"]["emulated"],
-            "steps": 24, "pairs": 2, "calibration_step_s": 2.0,
+            "steps": 16, "pairs": 2, "calibration_step_s": 1.5,
         }))  # fmt: skip
         proc = subprocess.run(
             [*board.argv_prefix, sys.executable, "-m", "tests.boards.board_worker",
