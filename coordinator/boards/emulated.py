@@ -72,7 +72,9 @@ class BoardSet:
         self.note = scale.note
         self._closed = False
         dirs = groups.run_dirs(hierarchy, self.name)
-        self.record = BoardRecord.create(self.prefix, str(run_dir), dirs)  # before any mkdir
+        self.record = BoardRecord.create(  # before any mkdir: a kill leaves nothing unclaimed
+            self.prefix, str(run_dir), directories=[str(d) for d in dirs]
+        )
         try:
             groups.create_run(hierarchy, self.name, weight)
         except BaseException:

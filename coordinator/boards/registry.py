@@ -11,60 +11,26 @@ Runs whose owner lives are left alone unless ``everything`` is asked for.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import ClassVar, List
 
 from coordinator.boards import groups
-from coordinator.links.registry import alive, process_start_ticks
+from coordinator.links.registry import OwnedRecord, orphaned
 
 REGISTRY_DIR = Path("/run/greenfed/boards")
 ORPHAN_MIN_AGE_S = 60.0  # an unclaimed group younger than this may be a run starting up
 
 
 @dataclass
-class BoardRecord:
-    prefix: str
-    owner_pid: int
-    owner_start_ticks: Optional[int]
-    created_unix: float
-    run_dir: str = ""
-    directories: List[str] = field(default_factory=list)
-
-    @property
-    def path(self) -> Path:
-        return REGISTRY_DIR / f"{self.prefix}.json"
-
-    def save(self) -> None:
-        REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    @classmethod
-    def create(cls, prefix: str, run_dir: str, directories: List[Path]) -> BoardRecord:
-        pid = os.getpid()
-        rec = cls(prefix, pid, process_start_ticks(pid), time.time(), run_dir,
-                  [str(d) for d in directories])  # fmt: skip
-        rec.save()
-        return rec
+class BoardRecord(OwnedRecord):
+    folder: ClassVar[Path] = REGISTRY_DIR
+    directories: List[str] = field(default_factory=list)  # the run's cgroup directories
 
 
 def records() -> List[BoardRecord]:
-    out = []
-    for path in sorted(REGISTRY_DIR.glob("gf*.json")):
-        try:
-            data: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            out.append(BoardRecord(**data))
-        except (OSError, ValueError, TypeError):
-            continue  # a torn record: its groups are found by name below
-    return out
+    return BoardRecord.load_all()
 
 
 @dataclass
@@ -85,12 +51,9 @@ def _age_s(directory: Path) -> float:
 def cleanup(everything: bool = False, dry_run: bool = False) -> CleanupResult:
     """Remove dead runs' cgroups (every greenfed run's with ``everything``)."""
     result = CleanupResult()
-    claimed = set()
-    for rec in records():
-        claimed.add(rec.prefix)
-        if not everything and alive(rec.owner_pid, rec.owner_start_ticks):
-            result.kept.append(rec.prefix)
-            continue
+    recs = records()
+    claimed = {rec.prefix for rec in recs}
+    for rec in orphaned(recs, everything, result.kept):
         present = [Path(d) for d in rec.directories if Path(d).is_dir()]
         result.runs.append(rec.prefix)
         result.groups += [str(d) for d in present]
