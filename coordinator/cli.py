@@ -19,6 +19,7 @@ SUBCOMMANDS: List[str] = [
     "report",
     "revoke",
     "links",
+    "boards",
 ]
 DESCRIPTION = (
     "greenfed coordinator: allocates bits and frequencies, aggregates updates, records energy."

@@ -5,6 +5,9 @@ every run gets the same agents (device ids, data shards, link profiles, threads)
 seed, the same **fixed** deadline and the same **absolute** error budget. Links are
 kernel-shaped where the machine allows it (root, iproute2) and emulated in-process otherwise
 (``link_backend``, coordinator/links); each scheme's traces start when its coordinator does.
+With ``boards = "emulated"`` every agent is the emulated board its spec names (its own
+cgroup, fresh for each scheme; coordinator/boards), so the clocks the allocator assigns
+change the agents' real timing.
 The agents' quick calibration runs once, in the first scheme, and its profile
 (``<out>/profiles/<id>.json``) is reused by the others, so the allocator starts every scheme
 from the same coefficients.
@@ -27,10 +30,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 from coordinator.allocator.errors import SchemeError
 from coordinator.allocator.schemes import Scheme
+from coordinator.boards import BoardError, BoardSet, boards_for_run, fleet_scale
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import ExperimentError, LaunchError
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
 from coordinator.links import LinkError, LinkProfile, shaped_or_emulated
+from greenfed.boards import get_profile
 
 DIGITS_TRAIN_IMAGES = 1347  # greenfed.ddpm.data: the digits train split
 UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
@@ -106,6 +111,8 @@ class ExperimentSetup:
     notes: Dict[str, str] = field(default_factory=dict)  # where deadline and budget came from
     link_backend: str = "auto"  # "auto" (shaped where possible), "shaped" or "emulated"
     condition: str = ""  # the link condition of a link study ("steady", "traces")
+    boards: str = "none"  # "emulated": every agent the emulated board its spec names
+    board_cpus: Optional[float] = None  # host CPUs of the whole fleet (None: the default)
 
     def __post_init__(self) -> None:
         if not self.schemes or len(set(self.schemes)) != len(self.schemes):
@@ -119,6 +126,10 @@ class ExperimentSetup:
             raise ExperimentError("rounds and devices must be >= 1")
         if self.deadline_s <= 0 or self.error_budget <= 0:
             raise ExperimentError("deadline and error budget must be > 0")
+        if self.boards not in ("none", "emulated"):
+            raise ExperimentError("boards must be 'none' or 'emulated'")
+        if self.boards == "emulated" and not all(a.board for a in self.agents):
+            raise ExperimentError("emulated boards: every agent needs a board profile")
 
     def coordinator_values(self, scheme: str) -> Dict[str, Any]:
         return {
@@ -169,6 +180,18 @@ def _completed_rounds(store: Path) -> List[Dict[str, Any]]:
         return []
 
 
+def failed_agents(run: LocalRun) -> List[str]:
+    """One line per agent that failed: its device, exit code and last log line."""
+    out = []
+    for device, proc in run.agents.items():
+        code = proc.poll()
+        if code not in (None, 0):
+            log = run.run_dir / "logs" / f"{device}.log"
+            lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+            out.append(f"{device} exited with code {code}: {lines[-1] if lines else 'no log'}")
+    return out
+
+
 def _drive(
     run: LocalRun,
     setup: ExperimentSetup,
@@ -193,6 +216,10 @@ def _drive(
             if time.monotonic() - t0 > timeout_s:
                 say(f"[{scheme}] stopped: over the time limit of {timeout_s:.0f} s")
                 return None
+            failed = failed_agents(run)
+            if failed:  # the comparison needs every device: say why instead of waiting it out
+                say(f"[{scheme}] stopped: " + "; ".join(failed))
+                return None
         for r in _completed_rounds(store)[seen:]:
             fd = r["quality_fd"]
             say(
@@ -202,6 +229,15 @@ def _drive(
             )
             seen += 1
     return code
+
+
+def scheme_boards(setup: ExperimentSetup, run_dir: Path) -> Optional[BoardSet]:
+    """The scheme's emulated boards (fresh cgroups per scheme), or None for plain agents."""
+    if setup.boards != "emulated":
+        return None
+    scale = fleet_scale([get_profile(a.board) for a in setup.agents], budget_cpus=setup.board_cpus)
+    boards, _ = boards_for_run(run_dir, "emulated", scale)
+    return boards
 
 
 def run_scheme(
@@ -218,14 +254,22 @@ def run_scheme(
     t0 = time.monotonic()
     with open(run_dir / "coordinator.log", "ab") as log:
         try:
-            links = shaped_or_emulated(run_dir, setup.link_backend)
+            boards = scheme_boards(setup, run_dir)
+            try:
+                links = shaped_or_emulated(run_dir, setup.link_backend)
+            except BaseException:
+                if boards is not None:
+                    boards.close()
+                raise
             run = start_coordinator(
-                run_dir, setup.coordinator_values(scheme), stdout=log, links=links
+                run_dir, setup.coordinator_values(scheme), stdout=log, links=links, boards=boards
             )
             links.start_traces()
-        except (LaunchError, LinkError) as e:
+        except (LaunchError, LinkError, BoardError) as e:
             return {"scheme": scheme, "exit_code": None, "error": str(e), "rounds_completed": 0}
         say(f"[{scheme}] links: {links.label}" + (f" ({links.note})" if links.note else ""))
+        if boards is not None:
+            say(f"[{scheme}] boards: {boards.label}" + (f" ({boards.note})" if boards.note else ""))
         try:
             code = _drive(run, setup, scheme, out, say, timeout_s, t0)
         finally:

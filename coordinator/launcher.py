@@ -3,8 +3,10 @@
 Each process is a real ``greenfed-coordinator serve`` / ``greenfed-agent run`` started with
 this interpreter, talking real gRPC over 127.0.0.1, or, given shaped links
 (:mod:`coordinator.links`), with each agent in its own network namespace behind a tc-shaped
-uplink and the coordinator in the run's hub namespace. Agents' logs go to ``<run>/logs``; the
-coordinator's output is passed through (its round tables are the progress display).
+uplink and the coordinator in the run's hub namespace. Given emulated boards
+(:mod:`coordinator.boards`), each agent runs in its own cgroup, its clock the CPU quota.
+Agents' logs go to ``<run>/logs``; the coordinator's output is passed through (its round
+tables are the progress display).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from coordinator.boards.emulated import BoardSet
 from coordinator.errors import LaunchError
 from coordinator.links.base import LinkSet
 from coordinator.links.profile import LinkProfile
+from greenfed.boards import get_profile
 
 
 @dataclass
@@ -30,6 +34,7 @@ class AgentSpec:
     uplink_mbps: Optional[float] = None
     threads: int = 1
     link: Optional[LinkProfile] = None  # with the run's LinkSet: this link (else uplink_mbps)
+    board: str = ""  # with the run's BoardSet: this board profile (else a plain agent)
 
     def link_profile(self) -> Optional[LinkProfile]:
         if self.link is not None:
@@ -47,14 +52,29 @@ def toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_toml(path: Path, values: Mapping[str, Any]) -> None:
-    """Flat keys and one level of tables (dict values)."""
+def toml_lines(values: Mapping[str, Any], table: str = "") -> List[str]:
+    """Keys, then tables (dict values, nested as ``[a.b]``)."""
     lines = [f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
     for k, v in values.items():
         if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {toml_value(vv)}" for kk, vv in v.items()]
-    path.write_text("\n".join(lines) + "\n")
+            name = f"{table}.{k}" if table else k
+            lines += [f"\n[{name}]", *toml_lines(v, name)]
+    return lines
+
+
+def write_toml(path: Path, values: Mapping[str, Any]) -> None:
+    path.write_text("\n".join(toml_lines(values)) + "\n")
+
+
+def merge_tables(base: Dict[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:
+    """``base`` updated by ``extra``, tables merged key by key rather than replaced."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_tables(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def _env(threads: int) -> Dict[str, str]:
@@ -74,6 +94,7 @@ class LocalRun:
     agents: Dict[str, subprocess.Popen] = field(default_factory=dict)
     agent_specs: Dict[str, AgentSpec] = field(default_factory=dict)
     links: Optional[LinkSet] = None  # owned: closed by close()
+    boards: Optional[BoardSet] = None  # owned: closed by close(), after the agents
 
     def start_agent(self, spec: AgentSpec, extra: Optional[Mapping[str, Any]] = None) -> None:
         logs = self.run_dir / "logs"
@@ -95,7 +116,11 @@ class LocalRun:
             prefix = link.argv_prefix
         elif spec.uplink_mbps:
             values["uplink_mbps"] = float(spec.uplink_mbps)
-        values.update(extra or {})
+        if self.boards is not None and spec.board:
+            board = self.boards.attach(spec.device_id, get_profile(spec.board), spec.threads)
+            values = merge_tables(values, board.agent_values)
+            prefix = [*board.argv_prefix, *prefix]  # join the cgroup first: everything counts
+        values = merge_tables(values, extra or {})
         write_toml(cfg_path, values)
         argv = [*prefix, sys.executable, "-m", "edge_agent.cli", "run", "--config", str(cfg_path)]
         with open(logs / f"{spec.device_id}.log", "ab") as log:  # the child keeps its copy
@@ -124,6 +149,8 @@ class LocalRun:
                 p.wait()
         if self.links is not None:
             self.links.close()
+        if self.boards is not None:
+            self.boards.close()
 
 
 def start_coordinator(
@@ -132,18 +159,24 @@ def start_coordinator(
     stdout: Any = None,
     ready_timeout_s: float = 120.0,
     links: Optional[LinkSet] = None,
+    boards: Optional[BoardSet] = None,
 ) -> LocalRun:
     """Write ``coordinator.toml`` and start ``serve`` on a free loopback port.
 
     With ``links``, the coordinator runs where that link set says (shaped: the run's hub
-    namespace) and the returned run owns the set; if the start fails it is closed here.
+    namespace); with ``boards``, agents whose spec names a board run as that emulated board.
+    The returned run owns both sets; if the start fails they are closed here.
     """
     try:
-        return _start_coordinator(run_dir, values, stdout, ready_timeout_s, links)
+        run = _start_coordinator(run_dir, values, stdout, ready_timeout_s, links)
     except BaseException:
         if links is not None:
             links.close()
+        if boards is not None:
+            boards.close()
         raise
+    run.boards = boards
+    return run
 
 
 def _start_coordinator(
@@ -197,8 +230,9 @@ def launch(
     agents: List[AgentSpec],
     stdout: Any = None,
     links: Optional[LinkSet] = None,
+    boards: Optional[BoardSet] = None,
 ) -> LocalRun:
-    run = start_coordinator(run_dir, coordinator_values, stdout=stdout, links=links)
+    run = start_coordinator(run_dir, coordinator_values, stdout=stdout, links=links, boards=boards)
     if links is not None:
         links.start_traces()
     try:

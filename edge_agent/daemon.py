@@ -41,6 +41,7 @@ from edge_agent.sensing import (
 from edge_agent.serde import codec_config_of, profile_pb, round_fields, window_pb
 from edge_agent.training import LocalPlan, LocalTraining, make_training
 from edge_agent.training.device import compute_clock, device_name, resolve_device
+from edge_agent.training.workloads import warm_up
 from greenfed import __version__, codec
 from greenfed.v1 import fleet_pb2 as pb
 
@@ -69,7 +70,9 @@ class Agent:
         self.source = detect_power_source(cfg.sensing, cfg.sysfs_root)
         self.cpu = CpuFreq(cfg.sysfs_root)
         self.device = resolve_device(cfg.device)
-        self.clock = clock or compute_clock(self.device, cfg.sysfs_root, self.cpu)
+        self.clock = clock or compute_clock(
+            self.device, cfg.sysfs_root, self.cpu, cfg.sensing.emulated
+        )
         self.profile: Optional[CalibrationProfile] = None
         self.monitor: Optional[PowerMonitor] = None
         self.client: Optional[FleetClient] = None
@@ -161,6 +164,7 @@ class Agent:
         torch.set_num_threads(self.cfg.num_threads)
         self.data = ddpm.load_data(self.cfg.data)
         self.profile = self._load_profile()
+        warm_up(self.device)  # before registering: a round may open as soon as it has
         self.monitor = PowerMonitor(
             self.source, self.clock, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
         )

@@ -7,11 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+from coordinator.commands.boards import add_board_arguments
 from coordinator.commands.links import add_backend_argument
 
 HELP = (
     "run a coordinator and 4 agent processes (digits shards, uplinks of 2/5/10/20 Mbit/s: "
-    "kernel-shaped in network namespaces when run as root, else emulated in-process) for a few "
+    "kernel-shaped in network namespaces when run as root, else emulated in-process; as root "
+    "each agent is also an emulated board of a mixed fleet, its clock the CPU quota) for a few "
     "on-demand rounds and print the results"
 )
 
@@ -33,13 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--local-steps", type=int, default=150, help="local training steps per round (default 150)"
     )
     add_backend_argument(parser)
+    add_board_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import shutil
+    import signal
+
+    # SIGTERM ends the demo like Ctrl-C: the agents, their links and boards are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from coordinator.allocator.errors import SchemeError
     from coordinator.allocator.schemes import Scheme
+    from coordinator.boards import BoardError
+    from coordinator.commands.boards import board_names, fleet_for
     from coordinator.errors import LaunchError
     from coordinator.launcher import AgentSpec, launch
     from coordinator.links import LinkError, shaped_or_emulated
@@ -58,23 +67,33 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     n = args.agents
+    try:
+        names = board_names(args, n)
+        boards, board_line = fleet_for(args, n, out)
+    except BoardError as e:
+        print(f"greenfed-coordinator demo: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1
     agents = [
         AgentSpec(
             f"board-{i + 1}",
             f"digits:shard={i + 1}/{n},alpha=1.0",
             UPLINKS_MBPS[i % len(UPLINKS_MBPS)],
+            board=names[i] if boards is not None else "",
         )
         for i in range(n)
     ]
     try:
         links = shaped_or_emulated(out, args.link_backend)
     except LinkError as e:
+        if boards is not None:
+            boards.close()
         print(f"greenfed-coordinator demo: {e}", file=sys.stderr)
         return 1
     print(
         f"demo: coordinator + {n} agents, {links.label}"
         + (f" ({links.note})" if links.note else "")
-        + f", {args.rounds} {args.scheme} rounds; logs in {out / 'logs'}",
+        + f", {args.rounds} {args.scheme} rounds; logs in {out / 'logs'}\n"
+        + f"boards: {board_line}",
         flush=True,
     )
     t0 = time.monotonic()
@@ -95,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             agents,
             stdout=sys.stdout,
             links=links,
+            boards=boards,
         )
     except LaunchError as e:
         print(f"greenfed-coordinator demo: {e}", file=sys.stderr)

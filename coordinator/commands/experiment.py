@@ -15,8 +15,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
+from coordinator.commands.boards import add_board_arguments
 from coordinator.commands.links import add_backend_argument
 
 HELP = (
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--deadline-s",
         type=float,
         default=None,
-        help="fixed round deadline for every scheme (default: the preset's, 120)",
+        help="fixed round deadline for every scheme (default: the preset's, 120; over "
+        "emulated boards 1.3 x the slowest board's fastest fp32 round, measured here)",
     )
     parser.add_argument(
         "--error-budget",
@@ -102,14 +104,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "congested, lte-walk, wifi-steady, lte-walk@300 with RTTs 60/50/10/50 ms)",
     )
     add_backend_argument(parser)
+    add_board_arguments(parser)
     parser.add_argument("--fleet-sizes", default="10,100,1000,10000",
                         help="fleet sizes of the simulated study ('' to skip; default "
                         "10,100,1000,10000)")  # fmt: skip
 
 
+def emulated_fleet(args: argparse.Namespace, agents: List[Any]) -> List[Any]:
+    """``agents`` as the emulated boards asked for (``--boards``), or [] for plain agents:
+    ``auto`` says why it falls back, ``emulated`` raises BoardsUnavailable."""
+    from dataclasses import replace
+
+    from coordinator.boards import BoardsUnavailable, fleet_boards, groups
+
+    if args.boards == "none":
+        return []
+    hierarchy, why = groups.probe()
+    if hierarchy is None:
+        if args.boards == "emulated":
+            raise BoardsUnavailable(why)
+        print(f"boards: plain agents: emulated boards unavailable ({why})", flush=True)
+        return []
+    boards = fleet_boards(len(agents), args.board)
+    return [replace(a, board=b.name) for a, b in zip(agents, boards)]
+
+
+def boards_deadline(
+    args: argparse.Namespace, agents: List[Any], local_steps: int, params: int
+) -> Tuple[float, str]:
+    """The fixed deadline over emulated boards and where it came from (boards/sizing.py)."""
+    from coordinator.boards import fleet_scale
+    from coordinator.boards.sizing import (
+        DEADLINE_FACTOR,
+        describe,
+        fastest_rounds,
+        fleet_deadline,
+        host_steps_per_cpu_s,
+    )
+    from coordinator.config import CoordinatorConfig
+    from greenfed.boards import get_profile
+
+    profiles = [get_profile(a.board) for a in agents]
+    scale = fleet_scale(profiles, budget_cpus=args.board_cpus)
+    speed = host_steps_per_cpu_s(CoordinatorConfig().batch_size)
+    devices = []
+    for a, p in zip(agents, profiles):
+        link = a.link_profile()
+        if link is None:
+            raise ValueError(f"{a.device_id} has no link: the deadline needs its rate")
+        devices.append((a.device_id, p, link.initial_mbps()))
+    rounds = fastest_rounds(devices, scale, local_steps, speed, 4.0 * params)
+    return fleet_deadline(rounds), describe(rounds, speed, DEADLINE_FACTOR)
+
+
 def run(args: argparse.Namespace) -> int:
     from coordinator import simulation
     from coordinator.allocator.schemes import Scheme
+    from coordinator.boards import BoardsUnavailable
     from coordinator.errors import ReportError
     from coordinator.experiment import (
         ExperimentError,
@@ -146,8 +197,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             profiles = traced
         params = model_params("pi-small", "digits:split=test")
+        agents = local_agents(args.devices, args.threads, profiles)
+        boards = emulated_fleet(args, agents)
+        local_steps = args.local_steps or preset.local_steps
+        deadline, deadline_note = args.deadline_s, "--deadline-s"
+        if deadline is None and boards:
+            deadline, deadline_note = boards_deadline(args, boards, local_steps, params)
         notes = {
-            "deadline": "--deadline-s" if args.deadline_s else "the local preset's fixed value",
+            "deadline": deadline_note if deadline else "the local preset's fixed value",
             "error_budget": "--error-budget" if args.error_budget else (
                 f"0.01 x d x (0.05/4)^2 with d = {params} model values (the coordinator's "
                 "first-round rule, held fixed)"),
@@ -155,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
         setup = ExperimentSetup(
             schemes=args.schemes,
             rounds=args.rounds,
-            agents=local_agents(args.devices, args.threads, profiles),
-            deadline_s=args.deadline_s or preset.deadline_s,
+            agents=boards or agents,
+            deadline_s=deadline or preset.deadline_s,
             error_budget=args.error_budget or default_error_budget(params),
-            local_steps=args.local_steps or preset.local_steps,
+            local_steps=local_steps,
             eval_samples=args.eval_samples if args.eval_samples is not None
             else preset.eval_samples,
             seed=args.seed,
@@ -168,9 +225,11 @@ def run(args: argparse.Namespace) -> int:
             notes=notes,
             link_backend=args.link_backend,
             condition="" if args.links == "both" else args.links,
+            boards="emulated" if boards else "none",
+            board_cpus=args.board_cpus,
         )  # fmt: skip
         sizes = simulation.parse_sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
-    except ValueError as e:
+    except (ValueError, BoardsUnavailable) as e:
         return fail(str(e))
     out = args.out.resolve()
     print(
@@ -179,6 +238,9 @@ def run(args: argparse.Namespace) -> int:
         f"{setup.error_budget:.4g}, {setup.local_steps} local steps; out {out}",
         flush=True,
     )
+    if setup.boards == "emulated":
+        print(f"boards: {', '.join(f'{a.device_id} {a.board}' for a in setup.agents)} "
+              f"(emulated); deadline: {setup.notes['deadline']}", flush=True)  # fmt: skip
 
     def say(message: str) -> None:
         print(message, flush=True)

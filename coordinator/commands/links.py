@@ -7,7 +7,8 @@ import sys
 
 HELP = (
     "the link testbed: 'probe' says whether shaped links (netns/tc) work here; 'cleanup' "
-    "removes namespaces, veths, qdiscs and processes left by a killed run"
+    "removes namespaces, veths, qdiscs and processes left by a killed run (and its emulated "
+    "boards' cgroups)"
 )
 
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     clean = sub.add_parser(
         "cleanup",
         help="remove what runs whose process is gone left behind (namespaces with their veths, "
-        "TUN devices and qdiscs; the agents, coordinators and delay lines inside them)",
+        "TUN devices and qdiscs; the agents, coordinators and delay lines inside them; the "
+        "cgroups of emulated boards)",
     )
     clean.add_argument(
         "--all",
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {reason}")
         return 0
     caps = kernel.probe()
+    boards_code = _boards_cleanup(args) if caps.root else 0
     if not (caps.root and caps.iproute2):
         print(f"greenfed-coordinator links cleanup: {caps.summary()}", file=sys.stderr)
         return 2
@@ -64,4 +67,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"left alone (their process still runs; --all stops them): {', '.join(result.kept)}")
     for error in result.errors:
         print(f"error: {error}", file=sys.stderr)
-    return 1 if result.errors else 0
+    return 1 if result.errors or boards_code else 0
+
+
+def _boards_cleanup(args: argparse.Namespace) -> int:
+    """A killed run's emulated boards (cgroups) go with its links (docs/emulated.md)."""
+    from coordinator.boards import groups
+    from coordinator.commands.boards import cleanup
+
+    if groups.probe()[0] is None:
+        return 0  # no CPU controller here: no run can have made cgroups
+    return cleanup(args.all, args.dry_run)

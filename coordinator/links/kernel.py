@@ -63,7 +63,14 @@ def tc(*args: str, ns: str = "") -> subprocess.CompletedProcess:
 
 
 def exec_prefix(ns: str) -> List[str]:
-    """argv prefix that runs a command inside namespace ``ns``."""
+    """argv prefix that runs a command inside namespace ``ns``: its network namespace only.
+
+    ``nsenter --net`` where util-linux has it: ``ip netns exec`` also remounts ``/sys`` for the
+    namespace, which hides the cgroup hierarchies under ``/sys/fs/cgroup`` that an emulated
+    board's agent reads and writes (coordinator/boards); ``ip netns exec`` otherwise.
+    """
+    if shutil.which("nsenter") is not None:
+        return ["nsenter", f"--net={NETNS_DIR}/{ns}", "--"]
     return ["ip", "netns", "exec", ns]
 
 

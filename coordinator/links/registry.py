@@ -21,7 +21,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Type, TypeVar
 
 from coordinator.links import kernel
 from coordinator.links.errors import LinkError
@@ -52,21 +52,28 @@ def alive(pid: int, start_ticks: Optional[int]) -> bool:
     return start_ticks is None or now == start_ticks
 
 
+R = TypeVar("R", bound="OwnedRecord")
+
+
 @dataclass
-class RunRecord:
+class OwnedRecord:
+    """A local run's record: its owner (pid and start time, so a recycled pid is never taken
+    for it) and its folder. Subclasses add what the run creates and name their :attr:`folder`
+    (the link testbed's and the emulated boards' records live apart)."""
+
+    folder: ClassVar[Path] = REGISTRY_DIR
     prefix: str
     owner_pid: int
     owner_start_ticks: Optional[int]
     created_unix: float
     run_dir: str = ""
-    namespaces: List[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
-        return REGISTRY_DIR / f"{self.prefix}.json"
+        return self.folder / f"{self.prefix}.json"
 
     def save(self) -> None:
-        REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.__dict__, indent=1) + "\n", encoding="utf-8")
         tmp.replace(self.path)
@@ -75,21 +82,43 @@ class RunRecord:
         self.path.unlink(missing_ok=True)
 
     @classmethod
-    def create(cls, prefix: str, run_dir: str) -> RunRecord:
+    def create(cls: Type[R], prefix: str, run_dir: str, **owned: Any) -> R:
+        """A record owned by this process, saved before the run creates anything."""
         pid = os.getpid()
-        record = cls(prefix, pid, process_start_ticks(pid), time.time(), run_dir)
+        record = cls(prefix, pid, process_start_ticks(pid), time.time(), run_dir, **owned)
         record.save()
         return record
 
+    @classmethod
+    def load_all(cls: Type[R]) -> List[R]:
+        out = []
+        for path in sorted(cls.folder.glob("gf*.json")):
+            try:
+                data: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                out.append(cls(**data))
+            except (OSError, ValueError, TypeError):
+                continue  # a torn record: what it owned is found by name
+        return out
+
+
+@dataclass
+class RunRecord(OwnedRecord):
+    namespaces: List[str] = field(default_factory=list)
+
 
 def records() -> List[RunRecord]:
+    return RunRecord.load_all()
+
+
+def orphaned(recs: List[R], everything: bool, kept: List[str]) -> List[R]:
+    """The records to clean up: those whose owner is gone (all of them with ``everything``);
+    the others' prefixes are appended to ``kept``."""
     out = []
-    for path in sorted(REGISTRY_DIR.glob("gf*.json")):
-        try:
-            data: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            out.append(RunRecord(**data))
-        except (OSError, ValueError, TypeError):
-            continue  # a torn record: its namespaces are found by name below
+    for rec in recs:
+        if not everything and alive(rec.owner_pid, rec.owner_start_ticks):
+            kept.append(rec.prefix)
+        else:
+            out.append(rec)
     return out
 
 
@@ -151,12 +180,9 @@ class CleanupResult:
 def cleanup(everything: bool = False, dry_run: bool = False) -> CleanupResult:
     """Remove dead runs' namespaces (all greenfed runs' with ``everything``)."""
     result = CleanupResult()
-    claimed = set()
-    for rec in records():
-        claimed.add(rec.prefix)
-        if not everything and alive(rec.owner_pid, rec.owner_start_ticks):
-            result.kept.append(rec.prefix)
-            continue
+    recs = records()
+    claimed = {rec.prefix for rec in recs}
+    for rec in orphaned(recs, everything, result.kept):
         names = [ns for ns in kernel.netns_list() if ns.startswith(rec.prefix + "-")]
         result.runs.append(rec.prefix)
         result.namespaces += names

@@ -1,7 +1,8 @@
 """Build a whole report folder from a run directory or a store.
 
-``build_report(source, out)`` writes ``summary.txt``, ``report.html``, the CSV files and the PNG
-plots under ``out`` and returns the text shown in the terminal.
+``build_report(source, out)`` writes ``summary.txt``, ``report.html``, the CSV files (with
+``clocks.csv``: each device's clock per round) and the PNG plots under ``out`` and returns the
+text shown in the terminal.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from coordinator.report.export import write_csvs
+from coordinator.report.clocks import clock_matrices, render_clocks
+from coordinator.report.export import write_clock_csv, write_csvs
 from coordinator.report.html import render_html
 from coordinator.report.plots import write_plots
 from coordinator.report.records import RunRecords, load_run
@@ -49,15 +51,18 @@ def build_report(
     summaries = [summarize(s) for s in run.schemes]
     found = findings(summaries, margin)
     checks = setup_checks(summaries)
-    text = render(summaries, found, checks)
+    clocks = clock_matrices(run)
+    text = render(summaries, found, checks, render_clocks(clocks))
     out.mkdir(parents=True, exist_ok=True)
     csvs = write_csvs(run, summaries, out)
+    csvs.append(write_clock_csv(run, out))
     estimated = any(s.estimated != "none" for s in summaries)
     plots = write_plots(run, out, estimated)
     title = f"greenfed report: {', '.join(s.scheme for s in summaries)}"
     page = render_html(
-        title, summaries, found, checks, plots, run.experiment, [p.name for p in csvs], margin
-    )
+        title, summaries, found, checks, plots, run.experiment, [p.name for p in csvs], margin,
+        clocks,
+    )  # fmt: skip
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
     (out / "summary.txt").write_text(text + "\n", encoding="utf-8")

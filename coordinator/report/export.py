@@ -44,6 +44,13 @@ def write_csvs(run: RunRecords, summaries: Sequence[SchemeSummary], out: Path) -
     ]
 
 
+def write_clock_csv(run: RunRecords, out: Path) -> Path:
+    """``clocks.csv``: each device-round's assigned, applied and measured clock (MHz)."""
+    from coordinator.report.clocks import CLOCK_COLUMNS, clock_records
+
+    return _write(out / "clocks.csv", CLOCK_COLUMNS, clock_records(run))
+
+
 def read_csv(path: Path) -> List[Dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -10,8 +10,9 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
+from coordinator.report.clocks import CLOCK_NOTE
 from coordinator.report.plots import PLOT_TITLES
 from coordinator.report.summary import SchemeSummary
 from coordinator.report.text import (
@@ -69,6 +70,7 @@ def render_html(
     experiment: Dict[str, Any],
     csv_names: Sequence[str],
     margin: float,
+    clocks: Sequence[Tuple[str, List[str], List[List[str]]]] = (),
 ) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -87,8 +89,13 @@ def render_html(
         "<h2>Bytes, bits, round time, quality</h2>",
         _table(DATA_HEADER, data_rows(summaries)),
         f"<p>{_e(NOTES)}</p>",
-        "<h2>Plots</h2>",
     ]
+    if clocks:
+        parts.append("<h2>Clocks per round (MHz, assigned/ran at)</h2>")
+        for title, header, rows in clocks:
+            parts += [f"<h3>{_e(title)}</h3>", _table(header, rows)]
+        parts.append(f"<p>{_e(CLOCK_NOTE)}</p>")
+    parts.append("<h2>Plots</h2>")
     for name, path in plots.items():
         caption = PLOT_TITLES.get(name, name)
         parts += [f"<h3>{_e(caption)}</h3>", img_tag(path, caption)]

@@ -10,6 +10,8 @@ from typing import List, Optional, Sequence, Tuple
 from coordinator.report.summary import SchemeSummary
 from coordinator.report.verdict import Finding
 
+EMULATED_BOARD = "emulated-board"  # the power source of an emulated board (edge_agent)
+
 
 def _f(v: Optional[float], spec: str = ",.1f") -> str:
     return "-" if v is None else format(v, spec)
@@ -20,12 +22,19 @@ def banner(summaries: Sequence[SchemeSummary]) -> List[str]:
     lines: List[str] = []
     est = {s.estimated for s in summaries}
     sources = sorted({src for s in summaries for src in s.power_sources})
+    emulated = any(name == EMULATED_BOARD for name, _ in sources)
     if "all" in est or "some" in est:
         share = "EVERY" if est == {"all"} else "SOME"
         lines.append(
             f"{share} ENERGY FIGURE IS ESTIMATED, NOT MEASURED: no power sensor was found, "
             "so the agents used a utilisation model (power = idle + (max - idle) x CPU "
             "utilisation, plus a fixed radio power while uploading)."
+            if not emulated
+            else f"{share} ENERGY FIGURE IS ESTIMATED, NOT MEASURED: the devices were "
+            "EMULATED BOARDS on one machine (docs/emulated.md): each ran in its own cgroup, its "
+            "clock the kernel's CPU quota (real timing), its power its board profile's model "
+            "at that clock (idle + busy share x (peak - idle) x (f / f_max)^3, the busy share "
+            "from its own CPU time, plus a fixed radio power while uploading)."
         )
     else:
         lines.append("Every energy figure was measured by a power sensor (see the sources).")
@@ -135,8 +144,12 @@ NOTES = (
 
 
 def render(
-    summaries: Sequence[SchemeSummary], found: Sequence[Finding], checks: Sequence[str]
+    summaries: Sequence[SchemeSummary],
+    found: Sequence[Finding],
+    checks: Sequence[str],
+    clock_lines: Sequence[str] = (),
 ) -> str:
+    """The terminal report; ``clock_lines``: the clocks per round (report/clocks.py)."""
     parts = ["== where the numbers come from ==", *banner(summaries), ""]
     parts += ["== energy per scheme (J) ==", format_table(ENERGY_HEADER, energy_rows(summaries))]
     parts += [
@@ -144,5 +157,7 @@ def render(
         "== bytes, bits, time, quality ==",
         format_table(DATA_HEADER, data_rows(summaries)),
     ]
+    if clock_lines:
+        parts += ["", "== clocks per round (MHz, assigned/ran at) ==", *clock_lines]
     parts += ["", NOTES, "", "== answers ==", *checks, *(f.line() for f in found)]
     return "\n".join(parts)

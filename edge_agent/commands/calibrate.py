@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = sensing_config(args)
         device = resolve_device(args.device)
         source = detect_power_source(cfg, args.sysfs_root)
-        clock = compute_clock(device, args.sysfs_root)
+        clock = compute_clock(device, args.sysfs_root, emulated=cfg.emulated)
         workload, name = default_workload(args.workload, args.batch_size, device=device)
         monitor = PowerMonitor(source, clock, cfg)
         with monitor, LoopbackSink() as sink:

@@ -4,7 +4,8 @@ Entry points the agent daemon calls (docs/architecture.md, docs/sensing.md)::
 
     cfg = SensingConfig()
     source = detect_power_source(cfg, sysfs_root=Path("/"))   # never None: estimated last
-    clock = CpuFreq(Path("/"))       # or GpuFreq(Path("/")) when training on a Jetson's GPU
+    clock = CpuFreq(Path("/"))       # or GpuFreq(Path("/")) when training on a Jetson's GPU,
+                                     # EmulatedClock on an emulated board (docs/emulated.md)
     monitor = PowerMonitor(source, clock, cfg, idle_power_w=profile.idle_power_w)
     monitor.start()
     monitor.begin_window("compute"); ...; result = monitor.end_window("compute")
@@ -18,9 +19,11 @@ from __future__ import annotations
 from .base import PowerReading, PowerSource, Probe, SourceContext
 from .calibrate import calibrate, fit_kappa
 from .clock import ComputeClock, DvfsResult
-from .config import Ina2xxConfig, SensingConfig
+from .config import EmulatedBoardConfig, Ina2xxConfig, SensingConfig
 from .cpufreq import CpuFreq, CpuFreqReading
 from .devfreq import GpuFreq
+from .emulated_board import EmulatedBoardSource
+from .emulated_clock import BoardCgroup, EmulatedClock
 from .errors import (
     CalibrationError,
     CommandError,
@@ -41,6 +44,7 @@ __all__ = [
     "BACKENDS",
     "BOARD_CLASSES",
     "NOMINAL_CLOCK_HZ",
+    "BoardCgroup",
     "CalibrationError",
     "CalibrationProfile",
     "CommandError",
@@ -49,6 +53,9 @@ __all__ = [
     "CpuFreq",
     "CpuFreqReading",
     "DvfsResult",
+    "EmulatedBoardConfig",
+    "EmulatedBoardSource",
+    "EmulatedClock",
     "EstimatedSource",
     "FakeRunner",
     "GpuFreq",

@@ -32,11 +32,15 @@ class PowerReading:
 
     ``energy_j``: a cumulative, already unwrapped energy counter (J) for counter sources
     (RAPL), None otherwise. ``rails_w``: per-rail power (W) where the source has rails.
+    ``t``: the monotonic time the counter was read at, where the source keeps its own (a
+    process whose reads may wait for the CPU, as an emulated board's: the counter then
+    belongs to that instant, not to when the monitor got it); None: the monitor's time.
     """
 
     power_w: float
     energy_j: Optional[float] = None
     rails_w: Dict[str, float] = field(default_factory=dict)
+    t: Optional[float] = None
 
 
 @dataclass

@@ -116,7 +116,7 @@ def measure_idle(
     if model_idle is not None:
         notes.append(
             f"idle power is the model constant {model_idle} W; the rest window read "
-            f"{idle_w:.2f} W from other processes' CPU use"
+            f"{idle_w:.2f} W (the CPU use it counts while resting)"
         )
         idle_w = float(model_idle)
     monitor.idle_power_w = idle_w

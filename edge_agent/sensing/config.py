@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from greenfed.config import ConfigError, from_mapping, read_toml
 
 from .registry import FALLBACK, SOURCES
+from .utilisation import UTILISATION_MODES
 
 #: Order in which :func:`edge_agent.sensing.detect_power_source` tries the sources.
 DEFAULT_SOURCE_ORDER: List[str] = list(SOURCES)
@@ -35,6 +36,35 @@ class Ina2xxConfig:
 
 
 @dataclass
+class EmulatedBoardConfig:
+    """This agent is an emulated board (docs/emulated.md), as a local run set it up.
+
+    ``profile``: a board profile (``greenfed.boards.PROFILES``: rpi4, rpi5, orin-nano-cpu,
+    jetson-nano-cpu); ``cpu_share``: host CPUs the board gets at its top step; ``cgroup``: the
+    directory of its cgroup that holds the CPU quota (its clock) and, on cgroup v2, its CPU
+    time (its power); ``cgroup_acct``: cgroup v1's cpuacct directory when that hierarchy is
+    separate ("": the same); ``period_us``: the CFS period the quota is written with.
+    """
+
+    profile: str = ""
+    cpu_share: float = 0.0
+    cgroup: str = ""
+    cgroup_acct: str = ""
+    period_us: int = 50_000
+
+    def __post_init__(self) -> None:
+        from greenfed.boards import get_profile
+
+        get_profile(self.profile)  # ConfigError naming the known profiles
+        if not self.cpu_share > 0:
+            raise ValueError(f"emulated.cpu_share must be > 0 (host CPUs), got {self.cpu_share}")
+        if not self.cgroup:
+            raise ValueError("emulated.cgroup is required: the board's cgroup directory")
+        if not 1000 <= self.period_us <= 1_000_000:
+            raise ValueError("emulated.period_us must be in 1000..1000000")
+
+
+@dataclass
 class SensingConfig:
     """How the agent measures power and the compute clock (CPU, or the GPU under CUDA).
 
@@ -44,7 +74,10 @@ class SensingConfig:
     ``"auto"`` (from ``/proc/device-tree/model``) or one of the estimated model's classes.
     ``idle_power_w``: subtracted for dynamic energy when no calibration profile is given.
     ``radio_power_w``: the estimated model's extra power while a ``communicate`` window is
-    open (None: the board class default).
+    open (None: the board class default). ``utilisation``: what the estimated model counts as
+    busy: ``process`` (this agent's process tree, default) or ``system`` (all CPUs).
+    ``emulated``: set when this agent is an emulated board (its profile and cgroup); its
+    clock and power then come from that board (docs/emulated.md).
     """
 
     source: str = "auto"
@@ -54,7 +87,9 @@ class SensingConfig:
     board_class: str = "auto"
     idle_power_w: Optional[float] = None
     radio_power_w: Optional[float] = None
+    utilisation: str = "process"
     ina2xx: Optional[Ina2xxConfig] = None
+    emulated: Optional[EmulatedBoardConfig] = None
     jtop_interval_s: float = 0.5
     vcgencmd: str = "vcgencmd"
     command_timeout_s: float = 2.0
@@ -65,6 +100,11 @@ class SensingConfig:
         known = ["auto", FALLBACK[0], *DEFAULT_SOURCE_ORDER]
         if self.source not in known:
             raise ValueError(f"unknown source {self.source!r}; known: {', '.join(known)}")
+        if self.utilisation not in UTILISATION_MODES:
+            raise ValueError(
+                f"utilisation must be one of {', '.join(UTILISATION_MODES)}, "
+                f"got {self.utilisation!r}"
+            )
         if self.jtop_interval_s < 0.5:
             raise ValueError("jtop_interval_s must be >= 0.5 (jtop's own minimum)")
 

@@ -2,10 +2,10 @@
 
     P = P_idle + (P_max − P_idle) · u  (+ P_radio while a "communicate" window is open)
 
-``u`` is the busy fraction of all CPUs since the previous reading, from
-``psutil.cpu_times()`` deltas (our own deltas: other callers of ``psutil.cpu_percent``
-cannot disturb them). The linear model is Fan, Weber & Barroso, "Power provisioning for
-a warehouse-sized computer", ISCA 2007. The constants per board class and their sources
+``u`` is the busy fraction since the previous reading of this agent's own process tree
+(default) or of all CPUs (``utilisation = "system"``), see utilisation.py; the scope says
+which. The linear model is Fan, Weber & Barroso, "Power provisioning for a warehouse-sized
+computer", ISCA 2007. The constants per board class and their sources
 are tabulated in docs/sensing.md; the ``basis`` field below says how strong each is.
 """
 
@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .base import PowerReading, PowerSource, Probe, SourceContext
 from .errors import SourceUnavailable
 from .sysfs import read_opt_text, under
+from .utilisation import make_utilisation
 
 COMMUNICATE = "communicate"
 
@@ -118,29 +119,6 @@ def detect_board_class(sysfs_root: Path, configured: str = "auto") -> str:
     return "generic"
 
 
-class CpuTimesUtilisation:
-    """Busy fraction of all CPUs between successive calls, from ``psutil.cpu_times()``."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._last = self._totals()
-
-    def _totals(self) -> Tuple[float, float]:
-        t = self._psutil.cpu_times()
-        idle = t.idle + getattr(t, "iowait", 0.0)
-        return sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0), idle
-
-    def __call__(self) -> float:
-        total, idle = self._totals()
-        dt, di = total - self._last[0], idle - self._last[1]
-        self._last = (total, idle)
-        if dt <= 0:
-            return 0.0
-        return min(1.0, max(0.0, 1.0 - di / dt))
-
-
 class EstimatedSource(PowerSource):
     """Utilisation model; ``estimated`` is True and every record says so."""
 
@@ -156,17 +134,20 @@ class EstimatedSource(PowerSource):
         reasons: Optional[Dict[str, str]] = None,
     ) -> None:
         radio = board.radio_w if radio_w is None else radio_w
+        util = utilisation if utilisation is not None else make_utilisation("process")
+        self.utilisation_label = str(getattr(util, "label", "a given reader"))
         super().__init__(
             scope=(
                 f"estimated whole board ({board.name}: {board.idle_w} W idle, "
-                f"{board.max_w} W max, +{radio} W radio while communicating)"
+                f"{board.max_w} W max, +{radio} W radio while communicating; "
+                f"utilisation: {self.utilisation_label})"
             ),
             sample_period_s=period_s,
         )
         self.board = board
-        self.radio_w = board.radio_w if radio_w is None else radio_w
+        self.radio_w = radio
         self.fallback_reasons: Dict[str, str] = dict(reasons or {})
-        self._util = utilisation if utilisation is not None else CpuTimesUtilisation()
+        self._util = util
         self._communicating = 0
 
     @classmethod
@@ -177,7 +158,13 @@ class EstimatedSource(PowerSource):
     @classmethod
     def open(cls, ctx: SourceContext, reasons: Optional[Dict[str, str]] = None) -> EstimatedSource:
         board = BOARD_CLASSES[detect_board_class(ctx.sysfs_root, ctx.cfg.board_class)]
-        return cls(board, 1.0 / ctx.cfg.rate_hz, radio_w=ctx.cfg.radio_power_w, reasons=reasons)
+        return cls(
+            board,
+            1.0 / ctx.cfg.rate_hz,
+            utilisation=make_utilisation(ctx.cfg.utilisation),
+            radio_w=ctx.cfg.radio_power_w,
+            reasons=reasons,
+        )
 
     @property
     def model_idle_power_w(self) -> Optional[float]:
@@ -208,5 +195,6 @@ class EstimatedSource(PowerSource):
             max_w=self.board.max_w,
             radio_w=self.radio_w,
             basis=self.board.basis,
+            utilisation=self.utilisation_label,
         )
         return d

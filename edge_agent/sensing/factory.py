@@ -62,9 +62,14 @@ def detect_power_source(
     """The first available source of ``cfg.sources``, else :class:`EstimatedSource`.
 
     A source named explicitly (``cfg.source != "auto"``) must open or this raises
-    :class:`SourceUnavailable`; in ``auto`` mode the fallback is logged with every reason.
+    :class:`SourceUnavailable`, and so must an emulated board's (``cfg.emulated``); in
+    ``auto`` mode the fallback is logged with every reason.
     """
     ctx = make_context(cfg, sysfs_root, runner)
+    if ctx.cfg.emulated is not None and ctx.cfg.source == "auto":
+        # An emulated board's power is its board's or nothing: a broken cgroup is an error,
+        # never a silent fall back to a model of this whole machine.
+        return BACKENDS["emulated-board"].open(ctx)
     if ctx.cfg.source != "auto":
         if ctx.cfg.source not in BACKENDS:
             raise SourceUnavailable(f"unknown source {ctx.cfg.source!r}; known: {list(BACKENDS)}")

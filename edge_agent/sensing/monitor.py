@@ -213,7 +213,8 @@ class PowerMonitor:
                 freq = None
         rail = self.source.gpu_rail
         gpu_w = r.rails_w.get(rail) if rail is not None else None
-        s = Sample(self._clock(), r.power_w, r.energy_j, freq, gpu_w)
+        t = r.t if r.t is not None else self._clock()
+        s = Sample(t, r.power_w, r.energy_j, freq, gpu_w)
         for w in self._windows.values():
             w.add(s)
         self.samples_taken += 1

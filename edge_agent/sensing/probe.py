@@ -68,7 +68,12 @@ def build_report(
             chosen["rails_w"] = {k: round(v, 3) for k, v in r.rails_w.items()}
         except SensingError as e:
             chosen["read_error"] = str(e)
-        if src.estimated:
+        if src.name == "emulated-board":
+            notes.append(
+                "an emulated board: energy is ESTIMATED from its profile's model at its clock "
+                "and its cgroup's CPU time; every record says estimated and emulated board"
+            )
+        elif src.estimated:
             notes.append(
                 "no power sensor available: energy will be ESTIMATED from CPU utilisation "
                 f"({src.scope}); every record says estimated"
@@ -114,8 +119,29 @@ def build_report(
     if report["gpu"]["found"] and not report["gpu"]["dvfs"]["available"]:
         notes.append(f"GPU dvfs: unavailable ({report['gpu']['dvfs']['reason']})")
     report["jtop"] = service_status(ctx)
+    if ctx.cfg.emulated is not None:
+        report["emulated"] = emulated_report(ctx)
     report["notes"] = notes
     return report
+
+
+def emulated_report(ctx: SourceContext) -> Dict[str, Any]:
+    """An emulated board's clock: the step its cgroup quota stands for, its steps, DVFS."""
+    from .emulated_clock import EmulatedClock
+
+    assert ctx.cfg.emulated is not None
+    try:
+        clock = EmulatedClock.from_config(ctx.cfg.emulated, ctx.sysfs_root)
+        dvfs = clock.dvfs_status()
+        return {
+            "profile": clock.board.profile.name,
+            "freq_hz": clock.read().freq_hz,
+            "steps_hz": clock.steps_hz,
+            "cgroup": str(clock.board.group.cpu_dir),
+            "dvfs": {"available": dvfs.applied, "reason": dvfs.reason},
+        }
+    except SensingError as e:
+        return {"profile": ctx.cfg.emulated.profile, "error": str(e)}
 
 
 def _mhz(hz: Optional[float]) -> str:
@@ -186,6 +212,16 @@ def format_report(rep: Dict[str, Any], extra: Sequence[str] = ()) -> str:
         "dvfs:    available" if d["available"] else f"dvfs:    unavailable ({d['reason']})"
     )
     lines.extend(_gpu_lines(rep["gpu"]))
+    e = rep.get("emulated")
+    if e is not None and "error" in e:
+        lines.append(f"board clock: emulated board {e['profile']}: ERROR {e['error']}")
+    elif e is not None:
+        d = e["dvfs"]
+        lines.append(
+            f"board clock: emulated board {e['profile']} at {_mhz(e['freq_hz'])} (the CPU quota "
+            f"of {e['cgroup']}), steps {_mhz(e['steps_hz'][0])} .. {_mhz(e['steps_hz'][-1])}; "
+            + ("dvfs available" if d["available"] else f"dvfs unavailable ({d['reason']})")
+        )
     lines.append(f"jtop:    {rep['jtop']}")
     lines.extend(extra)
     for n in rep["notes"]:

@@ -11,6 +11,8 @@ from typing import Dict
 
 #: name -> "module:Class" under edge_agent.sensing, in the order ``auto`` tries them.
 SOURCES: Dict[str, str] = {
+    # First: configured only on an emulated board (a local run's agent), never on a board.
+    "emulated-board": "emulated_board:EmulatedBoardSource",
     "ina3221-hwmon": "ina3221_hwmon:Ina3221HwmonSource",
     "ina3221-iio": "ina3221_iio:Ina3221IioSource",
     "jtop": "jetson_stats:JtopSource",

@@ -15,7 +15,13 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from edge_agent.sensing import ComputeClock, CpuFreq, GpuFreq
+from edge_agent.sensing import (
+    ComputeClock,
+    CpuFreq,
+    EmulatedBoardConfig,
+    EmulatedClock,
+    GpuFreq,
+)
 from greenfed.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,8 +76,18 @@ def device_name(device: str, torch: Any = None) -> str:
     return f"cuda:0 {torch.cuda.get_device_name(0)}"
 
 
-def compute_clock(device: str, sysfs_root: Path, cpu: Optional[CpuFreq] = None) -> ComputeClock:
-    """The clock the energy model's f is for this device: the GPU's when training on CUDA."""
+def compute_clock(
+    device: str,
+    sysfs_root: Path,
+    cpu: Optional[CpuFreq] = None,
+    emulated: Optional[EmulatedBoardConfig] = None,
+) -> ComputeClock:
+    """The clock the energy model's f is for this device: the GPU's when training on CUDA,
+    the cgroup quota of an emulated board (``emulated``: its ``[sensing.emulated]`` table)."""
+    if emulated is not None:
+        if device == "cuda":
+            raise ConfigError("an emulated board trains on the CPU: use device = 'cpu'")
+        return EmulatedClock.from_config(emulated, sysfs_root)
     if device != "cuda":
         return cpu if cpu is not None else CpuFreq(sysfs_root)
     gpu = GpuFreq(sysfs_root)
