@@ -39,7 +39,7 @@ from coordinator.messages import Manifest, Registration, Report
 from coordinator.model_host import ModelHost
 from coordinator.round_state import FINISHED, OpenRound
 from coordinator.rounds import RoundDriver
-from coordinator.store import Store, registration_columns, report_columns
+from coordinator.store import Store, pool_member_rows, registration_columns, report_columns
 from coordinator.uploads import Spool
 from greenfed import codec
 
@@ -266,6 +266,8 @@ class Engine(RoundDriver):
         if not assigned:
             raise NotAssigned(f"device {device_id} had no part in round {round_no}")
         self.store.record_report(round_no, device_id, report_columns(rep))
+        if rep.pool is not None:
+            self.store.record_pool_members(round_no, device_id, pool_member_rows(rep))
         with self._cond:
             if self._round is not None and self._round.number == round_no:
                 self._round.reported.add(device_id)

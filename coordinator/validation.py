@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Sequence
 
 from coordinator.errors import InvalidRequest, UploadTooLarge
-from coordinator.messages import Manifest, Registration, Report
+from coordinator.messages import Manifest, PoolRound, Registration, Report, Window
 from greenfed import codec
 
 MAX_TEXT = 256  # longest free-text field a device may send (board names, reasons)
@@ -24,6 +25,8 @@ MAX_POWER_W = 1e4
 MAX_FREQ_HZ = 1e11
 MAX_SAMPLES = 10**9
 MAX_WINDOWS = 16
+MAX_POOL_MEMBERS = 64
+MAX_BYTES = 1e15  # bytes a pool member may say it moved in one round
 PROFILE_NUMBERS = (
     "idle_power_w",
     "kappa",
@@ -90,19 +93,49 @@ def check_manifest(m: Manifest, max_bytes: int) -> None:
         raise InvalidRequest(f"manifest mode {m.mode!r} is not one of {', '.join(codec.MODES)}")
 
 
-def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
-    if len(rep.windows) > MAX_WINDOWS:
-        raise InvalidRequest(f"a report may hold at most {MAX_WINDOWS} windows")
-    for w in rep.windows:
-        name = text(w.name, 32, "window name")
-        finite(w.energy_j, f"windows[{name}].energy_j", 0.0, MAX_ENERGY_J)
-        finite(w.dynamic_energy_j, f"windows[{name}].dynamic_energy_j", -MAX_ENERGY_J, MAX_ENERGY_J)
-        finite(w.duration_s, f"windows[{name}].duration_s", 0.0, MAX_DURATION_S)
-        finite(w.mean_power_w, f"windows[{name}].mean_power_w", 0.0, MAX_POWER_W)
-        finite(w.peak_power_w, f"windows[{name}].peak_power_w", 0.0, MAX_POWER_W)
-        finite(w.mean_freq_hz, f"windows[{name}].mean_freq_hz", 0.0, MAX_FREQ_HZ)
+def check_windows(windows: Sequence[Window], where: str, limit: int = MAX_TEXT) -> None:
+    if len(windows) > MAX_WINDOWS:
+        raise InvalidRequest(f"{where}: at most {MAX_WINDOWS} windows")
+    for w in windows:
+        name = f"{where}[{text(w.name, 32, 'window name')}]"
+        finite(w.energy_j, f"{name}.energy_j", 0.0, MAX_ENERGY_J)
+        finite(w.dynamic_energy_j, f"{name}.dynamic_energy_j", -MAX_ENERGY_J, MAX_ENERGY_J)
+        finite(w.duration_s, f"{name}.duration_s", 0.0, MAX_DURATION_S)
+        finite(w.mean_power_w, f"{name}.mean_power_w", 0.0, MAX_POWER_W)
+        finite(w.peak_power_w, f"{name}.peak_power_w", 0.0, MAX_POWER_W)
+        finite(w.mean_freq_hz, f"{name}.mean_freq_hz", 0.0, MAX_FREQ_HZ)
         text(w.source, limit, "source")
         text(w.scope, limit, "scope")
+
+
+def check_pool(pool: PoolRound, limit: int = MAX_TEXT) -> None:
+    """A pool's part of a report: its members' windows and figures (docs/pools.md)."""
+    if not pool.members or len(pool.members) > MAX_POOL_MEMBERS:
+        raise InvalidRequest(f"pool: 1..{MAX_POOL_MEMBERS} members, got {len(pool.members)}")
+    for name in ("parallelism", "plan", "engine"):
+        text(getattr(pool, name), limit, f"pool.{name}")
+    for name in ("energy_j", "dynamic_energy_j", "predicted_energy_j"):
+        finite(getattr(pool, name), f"pool.{name}", -MAX_ENERGY_J, MAX_ENERGY_J)
+    for name in ("predicted_step_s", "measured_step_s"):
+        finite(getattr(pool, name), f"pool.{name}", 0.0, MAX_DURATION_S)
+    ids = [m.member_id for m in pool.members]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("pool: member ids must be unique")
+    for m in pool.members:
+        where = f"pool.members[{text(m.member_id, 64, 'pool member id')}]"
+        check_windows(m.windows, where, limit)
+        finite(float(m.bytes_sent), f"{where}.bytes_sent", 0.0, MAX_BYTES)
+        finite(float(m.bytes_received), f"{where}.bytes_received", 0.0, MAX_BYTES)
+        finite(m.freq_hz, f"{where}.freq_hz", 0.0, MAX_FREQ_HZ)
+        finite(m.compute_s, f"{where}.compute_s", 0.0, MAX_DURATION_S)
+        finite(m.exchange_s, f"{where}.exchange_s", 0.0, MAX_DURATION_S)
+        finite(m.predicted_energy_j, f"{where}.predicted_energy_j", 0.0, MAX_ENERGY_J)
+
+
+def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
+    check_windows(rep.windows, "windows", limit)
+    if rep.pool is not None:
+        check_pool(rep.pool, limit)
     for name in ("train_time_s", "upload_time_s", "download_time_s"):
         finite(getattr(rep, name), name, 0.0, MAX_DURATION_S)
     for name in (

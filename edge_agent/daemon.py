@@ -23,14 +23,17 @@ from typing import Any, Dict, List, Optional
 
 import grpc
 
+from edge_agent.calibration import load_or_calibrate
 from edge_agent.client import FleetClient
 from edge_agent.config import AgentConfig
 from edge_agent.errors import Refused, Stopped
 from edge_agent.link import TokenBucket, mbps_to_bytes_per_s
 from edge_agent.pending import Pending, PendingStore
+from edge_agent.pool.errors import PoolRoundFailed
 from edge_agent.sensing import (
     CalibrationProfile,
     CpuFreq,
+    DvfsResult,
     PowerMonitor,
     WindowResult,
     detect_power_source,
@@ -58,42 +61,17 @@ class Agent:
         self.bucket = TokenBucket(mbps_to_bytes_per_s(cfg.uplink_mbps)) if cfg.uplink_mbps else None
         self.rounds_done = 0
         self._round_deadline = float("inf")
+        self.pool: Optional[Any] = None  # edge_agent.pool.session.LeaderSession when leading
 
     # ------------------------------------------------------------------ setup
     def _load_profile(self) -> CalibrationProfile:
-        path = self.cfg.profile_path
-        if path.exists():
-            return CalibrationProfile.load(path)
-        if not self.cfg.quick_calibration:
-            raise FileNotFoundError(
-                f"no calibration profile at {path}: run `greenfed-agent calibrate --out {path}`"
-            )
-        log.info(
-            "no calibration profile at %s: running a quick calibration (a few seconds); "
-            "run `greenfed-agent calibrate` for a full one",
-            path,
+        return load_or_calibrate(
+            self.cfg.profile_path,
+            self.cfg.quick_calibration,
+            self.source,
+            self.cpu,
+            self.cfg.sensing,
         )
-        from edge_agent.sensing import LoopbackSink, calibrate
-        from edge_agent.training.workloads import default_workload
-
-        workload, name = default_workload("auto", 64)
-        monitor = PowerMonitor(self.source, self.cpu, self.cfg.sensing)
-        with monitor, LoopbackSink() as sink:
-            profile = calibrate(
-                monitor,
-                self.cpu,
-                workload,
-                sink.send,
-                workload_name=name,
-                uplink_target="loopback (quick calibration)",
-                rest_s=1.0,
-                step_s=1.5,
-                max_steps=1,
-                upload_bytes=1 << 20,
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        profile.save(path)
-        return profile
 
     def _setup(self) -> None:
         import torch
@@ -107,14 +85,22 @@ class Agent:
             self.source, self.cpu, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
         )
         self.monitor.start()
+        profile, board, status = self.profile, self.source.board_class, self.cpu.dvfs_status()
+        if self.cfg.pool is not None:  # a pool registers as one participant (docs/pools.md)
+            from edge_agent.pool.session import DVFS_REASON, LeaderSession
+
+            self.pool = LeaderSession(
+                self.cfg, self.data.images, self.profile, self.monitor, self.cpu
+            )
+            profile, board = self.pool.calibrate(), self.pool.board(board)
+            status = DvfsResult(False, DVFS_REASON)
         self.client = FleetClient(self.cfg, self.stop)
-        status = self.cpu.dvfs_status()
         reply = self.client.register(
             pb.RegisterRequest(
                 agent_version=__version__,
                 samples=len(self.data),
-                profile=profile_pb(self.profile),
-                board=self.source.board_class,
+                profile=profile_pb(profile),
+                board=board,
                 dvfs_available=status.applied,
                 dvfs_reason=status.reason,
                 bits_min=self.cfg.bits_min,
@@ -122,8 +108,11 @@ class Agent:
                 link_mbps=self.cfg.uplink_mbps or 0.0,
             )
         )
-        self.trainer: LocalTraining = make_training(
-            json.loads(reply.model_config_json), self.data.images
+        model_config = json.loads(reply.model_config_json)
+        self.trainer: LocalTraining = (
+            self.pool.training(model_config, self.data.images)
+            if self.pool is not None
+            else make_training(model_config, self.data.images)
         )
         self.max_update_bytes = int(reply.max_update_bytes)
         log.info(
@@ -136,6 +125,8 @@ class Agent:
         )
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         if self.monitor is not None:
             self.monitor.stop()
         self.cpu.restore()
@@ -163,6 +154,8 @@ class Agent:
                     self.rounds_done += 1
                 except Refused as e:
                     log.warning("round %d: coordinator refused: %s", a.round, e)
+                except PoolRoundFailed as e:
+                    log.warning("round %d: the pool's round failed; nothing sent: %s", a.round, e)
                 last_round = a.round
             return 0
         except Stopped:
@@ -185,9 +178,11 @@ class Agent:
         self.pending.clear(keep_round=a.round)
         # Measured from receipt, not from the coordinator's clock: boards' clocks drift.
         self._round_deadline = time.monotonic() + float(a.deadline_s)
-        dvfs = self.cpu.apply(a.freq_hz) if a.freq_hz > 0 else None
+        # A pool's planner sets its members' clocks; the assignment's is the pool's reference.
+        dvfs = self.cpu.apply(a.freq_hz) if a.freq_hz > 0 and self.pool is None else None
         windows: List[WindowResult] = []
         report = pb.RoundReport(round=a.round, bits=a.bits)
+        send_report = True
         if dvfs is not None:
             report.dvfs_applied = dvfs.applied
             report.dvfs_reason = dvfs.reason
@@ -224,6 +219,9 @@ class Agent:
         except Refused as e:
             report.error = str(e)[:1000]
             raise
+        except PoolRoundFailed:
+            send_report = False  # the coordinator sees a late participant, nothing else
+            raise
         finally:
             if dvfs is not None and dvfs.applied:
                 self.cpu.restore()
@@ -231,7 +229,8 @@ class Agent:
             report.link_mbps = self.cfg.uplink_mbps or 0.0
             report.windows.extend(window_pb(w) for w in windows)
             try:
-                self.client.report(report)
+                if send_report:
+                    self.client.report(report)
             except Refused as e:
                 log.warning("round %d: report refused: %s", a.round, e)
 
@@ -299,6 +298,8 @@ class Agent:
             enc = codec.encode(result.update, codec_config_of(a))
         finally:
             windows.append(self.monitor.end_window("compute"))
+        if self.pool is not None:  # the pool's sum replaces the leader's own compute window
+            windows[-1] = self.pool.report(result, windows[-1], report)
         if enc.frame_bytes > self.max_update_bytes:
             raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

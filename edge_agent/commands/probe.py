@@ -8,7 +8,10 @@ import sys
 
 from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_config
 
-HELP = "show the power source, rails, CPU frequencies and DVFS support of this board"
+HELP = (
+    "show the power source, rails, CPU frequencies and DVFS support of this board, and "
+    "whether it can join a pool (torch.distributed)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.pool.capability import detect
     from edge_agent.sensing import SensingError, make_context
     from edge_agent.sensing.probe import build_report, format_report
     from greenfed.config import ConfigError
@@ -27,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, SensingError) as e:
         print(f"probe: {e}", file=sys.stderr)
         return 2
+    pool = detect()
+    report["pool"] = pool.to_dict()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_report(report))
+        print(pool.summary())
     return 0

@@ -29,6 +29,7 @@ import numpy as np
 from .errors import PoolPlanError
 from .model import (
     DATA,
+    KINDS,
     PIPELINE,
     SINGLE,
     LayerProfile,
@@ -49,7 +50,10 @@ def frugal_order(members: Sequence[MemberSpec]) -> List[MemberSpec]:
     return [members[0], *rest]
 
 
-def micro_batch_counts(work: PoolWork) -> List[int]:
+def micro_batch_counts(work: PoolWork, forced: int = 0) -> List[int]:
+    """Powers of two up to the batch and ``work.max_micro_batches``; ``forced`` alone if set."""
+    if forced:
+        return [min(forced, work.batch_size)]
     counts, m = [], 1
     while m <= min(work.batch_size, work.max_micro_batches):
         counts.append(m)
@@ -148,28 +152,43 @@ def _choose(plans: Sequence[PoolPlan]) -> PoolPlan:
 
 
 def plan_pool(
-    layers: Sequence[LayerProfile], members: Sequence[MemberSpec], work: PoolWork
+    layers: Sequence[LayerProfile],
+    members: Sequence[MemberSpec],
+    work: PoolWork,
+    kinds: Sequence[str] = KINDS,
+    micro_batches: int = 0,
+    width: int = 0,
 ) -> PoolPlan:
-    """The least-energy structure for the round (see the module docstring)."""
+    """The least-energy structure for the round (see the module docstring); ``kinds``
+    restricts the structures considered, ``micro_batches`` forces the count, ``width``
+    the number of members a data-parallel or pipeline round uses (0: any)."""
     if not members:
         raise PoolPlanError("members: at least the leader is needed")
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds:
+        raise PoolPlanError(f"kinds: choose among {', '.join(KINDS)}")
     ids = [m.id for m in members]
     if len(set(ids)) != len(ids):
         raise PoolPlanError("members: ids must be unique")
     sums = LayerSums(layers)
     ordered = frugal_order(members)
-    best_of = {SINGLE: evaluate_single(sums, members[0], work)}
-    data_plans = [evaluate_data(sums, ordered[:k], work) for k in range(2, len(ordered) + 1)]
-    if data_plans:
+    best_of = {}
+    if SINGLE in kinds or len(members) == 1:
+        best_of[SINGLE] = evaluate_single(sums, members[0], work)
+    widths = [w for w in range(2, len(ordered) + 1) if width in (0, w)]
+    data_plans = [evaluate_data(sums, ordered[:k], work) for k in widths]
+    if data_plans and DATA in kinds:
         best_of[DATA] = _choose(data_plans)
     pipe_plans: List[PoolPlan] = []
-    for S in range(2, min(len(ordered), sums.n) + 1):
-        for M in micro_batch_counts(work):
+    for S in (w for w in widths if w <= sums.n and PIPELINE in kinds):
+        for M in micro_batch_counts(work, micro_batches):
             bounds = best_cuts(sums, ordered[:S], work, M)
             if bounds is not None:
                 pipe_plans.append(evaluate_pipeline(sums, ordered[:S], work, bounds, M))
     if pipe_plans:
         best_of[PIPELINE] = _choose(pipe_plans)
+    if not best_of:  # the kind asked for has no candidate with these members
+        best_of[SINGLE] = evaluate_single(sums, members[0], work)
     chosen = _choose(list(best_of.values()))
     alternatives: Tuple[Tuple[str, float, float, bool], ...] = tuple(
         (p.label, p.energy_j, p.round_time_s, p.feasible) for p in best_of.values()
