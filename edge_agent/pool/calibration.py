@@ -74,7 +74,12 @@ def calibrate_pool(leader: PoolLeader, steps: int, num_threads: int) -> Calibrat
     trainer.load_global(get_state_arrays(build_model(UNetConfig.from_dict(model_config["unet"]))))
     batch = min(CALIBRATION_BATCH, len(images))
     budget = alone_at_top_s(trainer, leader.specs(conns)[0], steps, batch)
-    result = trainer.train(LocalPlan(steps, batch, 2e-3, 0, max(budget, 0.5) * 2, num_threads))
+    plan = LocalPlan(steps, batch, 2e-3, 0, max(budget, 0.5) * 2, num_threads)
+    try:
+        result = trainer.train(plan)
+    except PoolRoundFailed as e:  # a member left: once more with the members that answer
+        log.warning("pool calibration round failed (%s); again with the members left", e)
+        result = trainer.train(plan)
     pool = result.pool
     assert pool is not None
     own = leader.me.profile

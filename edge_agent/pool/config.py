@@ -33,7 +33,7 @@ class PoolConfig:
     parallelism: str = "auto"  # auto: the planner chooses each round; or force one
     engine: str = "auto"  # pipeline engine: torch.distributed.pipelining where present
     micro_batches: int = 0  # force a micro-batch count (0: the planner's)
-    width: int = 0  # members (the leader included) a pool round uses (0: the planner's)
+    width: int = 0  # members (leader included) a pool round uses when they answer (0: any)
     shared_host: bool = False  # members share this machine: per-process estimated power
     host_cores: int = 0  # with shared_host: cores of the host (0: os.cpu_count())
     memory_bytes: float = 0.0  # the leader's memory for training (0: what is available)

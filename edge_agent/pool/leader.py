@@ -15,6 +15,7 @@ dialling again), and the daemon uploads nothing for that round.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,24 +33,14 @@ from .comm import GroupSpec, close_group, interface_address, open_group, start_s
 from .config import PoolConfig
 from .errors import PoolRoundFailed
 from .gate import ChannelClosed, Gate, GateTls, MemberConn
+from .links import PROBE_BYTES, PROBE_MESSAGES, Link, fit, probe_links
 from .meter import COMPUTE, EXCHANGE, PhaseMeter
-from .worker import (
-    P2P,
-    PIPELINING,
-    MemberOutcome,
-    RoundSpec,
-    probe_links,
-    run_member_round,
-)
+from .worker import P2P, PIPELINING, MemberOutcome, RoundSpec, run_member_round
 
 log = logging.getLogger(__name__)
 
 PING_TIMEOUT_S = 5.0
 REPLY_MARGIN_S = 15.0  # beyond pool.timeout_s, for a member to report a failed round
-PROBE_BYTES = 4 * 1024 * 1024
-#: Used for a member whose link was not probed yet: 100 Mbit/s and a radio's ~1 W (assumed).
-DEFAULT_LINK_BYTES_PER_S = 12.5e6
-DEFAULT_LINK_ENERGY_PER_BYTE_J = 1.0 / 12.5e6
 
 
 def data_digest(images: np.ndarray) -> str:
@@ -57,15 +48,6 @@ def data_digest(images: np.ndarray) -> str:
     h = hashlib.sha256(str(images.shape).encode())
     h.update(np.ascontiguousarray(images).tobytes())
     return h.hexdigest()
-
-
-@dataclass
-class Link:
-    """A member's measured link: rate (bytes/s) and dynamic energy per byte moved (J)."""
-
-    bytes_per_s: float = DEFAULT_LINK_BYTES_PER_S
-    energy_per_byte_j: float = DEFAULT_LINK_ENERGY_PER_BYTE_J
-    measured: bool = False
 
 
 @dataclass
@@ -101,6 +83,8 @@ def member_spec(
         memory_bytes=max(memory_bytes, 1.0),
         link_bytes_per_s=link.bytes_per_s,
         link_energy_per_byte_j=max(link.energy_per_byte_j, 0.0),
+        link_latency_s=link.latency_s,
+        link_energy_per_message_j=link.energy_per_message_j,
         speed_scale=cps / leader_cps if cps > 0 and leader_cps > 0 else 1.0,
     )
 
@@ -120,6 +104,7 @@ class PoolLeader:
         self.me = me
         self.images = images
         self.digest = data_digest(images)
+        self._layers: Dict[str, List[Any]] = {}
         self.host = interface_address(cfg.interface)
         self.gate = Gate(
             self.host, cfg.gate_port, cfg.members, cfg.revoked, tls, self._check, cfg.insecure
@@ -268,39 +253,60 @@ class PoolLeader:
         outcomes = [outcome0] + [MemberOutcome.from_dict(r["outcome"]) for r in results]
         return outcomes, trained
 
-    def probe(self, conns: List[MemberConn]) -> Dict[str, Link]:
-        """Measure every member's link (and the leader's) with a round trip of
-        :data:`PROBE_BYTES`; the results feed the planner from then on."""
+    def _probe_pass(
+        self, conns: List[MemberConn], nbytes: int, count: int
+    ) -> Tuple[Dict[int, float], Dict[int, float], float]:
+        """One probe over a fresh group: seconds and dynamic energy per member rank, and the
+        leader's dynamic energy."""
         meter = PhaseMeter(self.me.monitor)
-        store, group = self._group(conns, {"type": "probe", "bytes": PROBE_BYTES})
+        message = {"type": "probe", "bytes": nbytes, "count": count}
+        store, group = self._group(conns, message)
         try:
             open_group(group, store)
-            seconds = probe_links(0, group.world_size, meter, PROBE_BYTES, time.monotonic)
+            seconds = probe_links(0, group.world_size, meter, nbytes, count)
         finally:
             close_group()
             del store
         results, problems = self._replies(conns)
         if problems:
             raise PoolRoundFailed("link probe failed: " + "; ".join(problems))
-        links: Dict[str, Link] = {}
-        by_rank = {
-            int(r["outcome"]["rank"]): MemberOutcome.from_dict(r["outcome"]) for r in results
-        }
-        for rank, conn in enumerate(conns, 1):
-            out = by_rank.get(rank)
-            moved = 2.0 * PROBE_BYTES
-            rate = moved / max(seconds.get(rank, 0.0), 1e-9)
-            w = out.window(EXCHANGE) if out is not None else None
-            energy = (w.dynamic_energy_j or 0.0) / moved if w is not None else 0.0
-            links[conn.id] = Link(rate, max(energy, 0.0), True)
+        energy: Dict[int, float] = {}
+        for r in results:
+            out = MemberOutcome.from_dict(r["outcome"])
+            w = out.window(EXCHANGE)
+            energy[out.rank] = float(w.dynamic_energy_j or 0.0) if w is not None else 0.0
         w0 = next((w for w in meter.windows() if w.name == EXCHANGE), None)
-        total = 2.0 * PROBE_BYTES * len(conns)
+        return seconds, energy, float(w0.dynamic_energy_j or 0.0) if w0 is not None else 0.0
+
+    def probe(self, conns: List[MemberConn]) -> Dict[str, Link]:
+        """Measure every member's link and the leader's (:mod:`.links`); the results feed
+        the planner from then on."""
+        bulk = self._probe_pass(conns, PROBE_BYTES, 1)
+        small = self._probe_pass(conns, 4, PROBE_MESSAGES)
+        links: Dict[str, Link] = {}
+        for rank, conn in enumerate(conns, 1):
+            links[conn.id] = fit(
+                bulk[0].get(rank, 0.0), small[0].get(rank, 0.0), bulk[1].get(rank, 0.0),
+                small[1].get(rank, 0.0), PROBE_BYTES, PROBE_MESSAGES,
+            )  # fmt: skip
         if conns:
-            rate0 = total / max(sum(seconds.values()), 1e-9)
-            energy0 = (w0.dynamic_energy_j or 0.0) / total if w0 is not None else 0.0
-            links[self.me.member_id] = Link(rate0, max(energy0, 0.0), True)
+            links[self.me.member_id] = fit(
+                sum(bulk[0].values()), sum(small[0].values()), bulk[2], small[2],
+                PROBE_BYTES, PROBE_MESSAGES, trips=len(conns),
+            )  # fmt: skip
         self.me.links.update(links)
         return links
+
+    def layer_profiles(self, config: Any) -> List[Any]:
+        """The leader's measured layer profile of a UNet configuration (measured once)."""
+        from .profiling import measure_profiles
+
+        key = json.dumps(config.to_dict(), sort_keys=True)
+        if key not in self._layers:
+            self._layers[key] = measure_profiles(
+                config, self.reference_hz(), num_threads=self.me.num_threads
+            )
+        return self._layers[key]
 
     def reference_hz(self) -> float:
         """The clock the leader's layer profile is measured at (its cycles' unit)."""
@@ -363,6 +369,7 @@ class PoolLeader:
             dvfs_reason=dvfs.reason if dvfs is not None else "no clock requested",
             losses=[float(x) for x in result.losses],
             stopped_early=bool(result.stopped_early),
+            cpu_seconds=dict(meter.cpu_seconds),
         )
         return outcome, get_state_arrays(model)
 

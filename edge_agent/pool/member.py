@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -28,9 +27,10 @@ from .config import MemberConfig
 from .errors import MembershipRefused, PoolRoundFailed
 from .gate import ChannelClosed, GateTls, dial, recv_msg, send_msg
 from .leader import data_digest
+from .links import probe_links, probe_outcome
 from .meter import PhaseMeter
 from .shared_host import ProcessShareSource
-from .worker import MemberOutcome, RoundSpec, probe_links, run_member_round
+from .worker import RoundSpec, run_member_round
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +184,18 @@ class PoolMember:
         try:
             open_group(group)
             if msg["type"] == "probe":
-                probe_links(group.rank, group.world_size, meter, int(msg["bytes"]), time.monotonic)
+                count = int(msg.get("count", 1))
+                probe_links(group.rank, group.world_size, meter, int(msg["bytes"]), count)
                 outcome = probe_outcome(self.cfg.member_id, group.rank, meter)
                 return {"type": "result", "outcome": outcome.to_dict()}
             spec = RoundSpec.from_dict(msg["spec"])
+            log.info(
+                "round %s: %s as rank %d of %d",
+                spec.round_id,
+                spec.kind,
+                group.rank,
+                group.world_size,
+            )
             outcome, _ = run_member_round(spec, group.rank, images, meter, None, self.cpu)
             log.info(
                 "round %s: %s, rank %d, %d steps, %d B sent",
@@ -203,19 +211,3 @@ class PoolMember:
             return {"type": "failed", "reason": str(e)[:2000]}
         finally:
             close_group()
-
-
-def probe_outcome(member_id: str, rank: int, meter: PhaseMeter) -> MemberOutcome:
-    """A member's figures of the link probe (no training)."""
-    return MemberOutcome(
-        member_id=member_id,
-        rank=rank,
-        windows=[w.to_dict() for w in meter.windows()],
-        seconds=dict(meter.seconds),
-        bytes_sent=meter.bytes_sent,
-        bytes_received=meter.bytes_received,
-        steps=0,
-        samples=0,
-        units=(0, 0),
-        freq_hz=0.0,
-    )

@@ -12,7 +12,8 @@ so its dynamic energy there is small, as the model says.
 A source that must not be read faster than ``min_period_s`` (the Pi 5's PMIC: ~23 ms a
 read) is switched at most that often: a phase shorter than that stays in the window already
 open, and :attr:`PhaseMeter.merged_s` says how much time was attributed that way. The time of
-each phase (``seconds``) is always exact; bytes are counted by the caller.
+each phase (``seconds``) and this process's CPU time in it (``cpu_seconds``, every thread)
+are always exact; bytes are counted by the caller.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class PhaseMeter:
 
     monitor: Optional[PowerMonitor] = None
     clock: object = field(default=time.monotonic, repr=False)
+    cpu_clock: object = field(default=time.process_time, repr=False)
     bytes_sent: int = 0
     bytes_received: int = 0
     merged_s: float = 0.0
@@ -98,6 +100,8 @@ class PhaseMeter:
         self._window_t0 = 0.0
         self._phase_t0 = 0.0
         self.seconds: Dict[str, float] = {p: 0.0 for p in PHASES}
+        self.cpu_seconds: Dict[str, float] = {p: 0.0 for p in PHASES}
+        self._cpu_t0 = 0.0
         self._totals: Dict[str, PhaseTotals] = {p: PhaseTotals(p) for p in PHASES}
         src = self.monitor.source if self.monitor is not None else None
         self.min_switch_s = float(getattr(src, "min_period_s", 0.0) or 0.0)
@@ -112,6 +116,7 @@ class PhaseMeter:
         now = self._now()
         self._account(now)
         self._phase, self._phase_t0 = phase, now
+        self._cpu_t0 = float(self.cpu_clock())  # type: ignore[operator]
         if self.monitor is None or self._window == phase:
             return
         if self._window is not None:
@@ -126,6 +131,7 @@ class PhaseMeter:
             return
         dt = now - self._phase_t0
         self.seconds[self._phase] += dt
+        self.cpu_seconds[self._phase] += float(self.cpu_clock()) - self._cpu_t0  # type: ignore[operator]
         if self.monitor is not None and self._window != self._phase:
             self.merged_s += dt
 

@@ -17,10 +17,11 @@ the caller): deterministic, for tests and for planning before anything was measu
 from __future__ import annotations
 
 import functools
+import json
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -49,8 +50,19 @@ def _unit_inputs(config: UNetConfig, index: int, batch: int) -> Tuple[torch.Tens
         size = config.image_size
         x = torch.randn(batch, config.in_channels, size, size, generator=g)
         return (x, torch.randint(0, 1000, (batch,), generator=g))
-    shapes = carry_shapes(config, batch)[index - 1]
+    shapes = _carry_shapes(config, batch)[index - 1]
     return tuple(torch.randn(s, generator=g).requires_grad_() for s in shapes)
+
+
+_SHAPES: Dict[Tuple[str, int], List[List[Tuple[int, ...]]]] = {}
+
+
+def _carry_shapes(config: UNetConfig, batch: int) -> List[List[Tuple[int, ...]]]:
+    """:func:`carry_shapes`, computed once per configuration and batch."""
+    key = (json.dumps(config.to_dict(), sort_keys=True), batch)
+    if key not in _SHAPES:
+        _SHAPES[key] = carry_shapes(config, batch)
+    return _SHAPES[key]
 
 
 def _fwd_bwd(stage: UNetStage, inputs: Sequence[torch.Tensor]) -> None:
@@ -124,25 +136,31 @@ def flop_profiles(config: UNetConfig, cycles_per_flop: float) -> List[LayerProfi
         stage = UNetStage(unet, i, i + 1)
         counts = []
         for b in (1, 2):
+            inputs = _unit_inputs(config, i, b)  # outside the counter: it runs a forward pass
             with FlopCounterMode(display=False) as counter:
-                _fwd_bwd(stage, _unit_inputs(config, i, b))
+                _fwd_bwd(stage, inputs)
             counts.append(counter.get_total_flops())
         out.append(_profile(shape, (counts[1] - counts[0]) * cycles_per_flop, 0.0, 0.0))
     return out
 
 
-def _median_s(fn: Callable[[], None], repeats: int, warmup: int) -> float:
+Timer = Callable[[], float]
+
+
+def _median_s(fn: Callable[[], None], repeats: int, warmup: int, timer: Timer) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = timer()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(timer() - t0)
     return statistics.median(times)
 
 
-def optimizer_step_s(model: UNet, repeats: int = 7, warmup: int = 3) -> float:
+def optimizer_step_s(
+    model: UNet, repeats: int = 7, warmup: int = 3, timer: Timer = time.perf_counter
+) -> float:
     """Seconds of one gradient clipping + AdamW step over ``model`` (gradients filled)."""
     from greenfed.ddpm.train import TrainConfig, _make_optimizer
 
@@ -154,7 +172,7 @@ def optimizer_step_s(model: UNet, repeats: int = 7, warmup: int = 3) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    return _median_s(step, repeats, warmup)
+    return _median_s(step, repeats, warmup, timer)
 
 
 def measure_profiles(
@@ -164,9 +182,12 @@ def measure_profiles(
     repeats: int = 7,
     warmup: int = 3,
     num_threads: Optional[int] = None,
+    timer: Timer = time.perf_counter,
 ) -> List[LayerProfile]:
     """Profiles with cycles measured on this board at clock ``freq_hz`` (see the module
-    docstring); ``num_threads`` sets torch's threads for the measurement."""
+    docstring); ``num_threads`` sets torch's threads for the measurement; ``timer`` is the
+    wall clock, or ``time.process_time`` for CPU seconds (what a CPU-time power model
+    charges)."""
     prev = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -174,14 +195,14 @@ def measure_profiles(
         unet = build_model(config)
         shapes = unit_shapes(config)
         total_params = sum(s.param_bytes for s in shapes) or 1.0
-        update_s = optimizer_step_s(build_model(config), repeats, warmup)
+        update_s = optimizer_step_s(build_model(config), repeats, warmup, timer)
         out = []
         for i, shape in enumerate(shapes):
             stage = UNetStage(unet, i, i + 1)
             secs = []
             for b in batches:
                 run = functools.partial(_fwd_bwd, stage, _unit_inputs(config, i, b))
-                secs.append(_median_s(run, repeats, warmup))
+                secs.append(_median_s(run, repeats, warmup, timer))
             slope = max(0.0, (secs[1] - secs[0]) / (batches[1] - batches[0]))
             intercept = max(0.0, secs[0] - slope * batches[0])
             share = update_s * shape.param_bytes / total_params

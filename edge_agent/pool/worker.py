@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -97,6 +97,7 @@ class MemberOutcome:
     merged_s: float = 0.0
     losses: List[float] = field(default_factory=list)
     stopped_early: bool = False
+    cpu_seconds: Dict[str, float] = field(default_factory=dict)  # this process's, per phase
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -231,6 +232,7 @@ def run_member_round(
         merged_s=meter.merged_s,
         losses=result.losses if rank == 0 else [],
         stopped_early=result.stopped_early,
+        cpu_seconds=dict(meter.cpu_seconds),
     )
     return outcome, trained
 
@@ -280,25 +282,3 @@ def _collect(
             params = _stage_params(unet, spec, s)
             _unflat(params, comm.flat_recv(sum(p.numel() for p in params), s))
     return get_state_arrays(unet)
-
-
-def probe_links(
-    rank: int, world_size: int, meter: PhaseMeter, nbytes: int, clock: Callable[[], float]
-) -> Dict[int, float]:
-    """The link probe: the leader sends ``nbytes`` to each member in turn and gets them
-    back. Rank 0 returns each member's round-trip seconds (its own clock); every rank's
-    meter holds its exchange window and bytes."""
-    comm = Comm(meter, rank, world_size)
-    numel = max(1, nbytes // 4)
-    seconds: Dict[int, float] = {}
-    if rank == 0:
-        buf = torch.zeros(numel)
-        for r in range(1, world_size):
-            t0 = clock()
-            comm.flat_send(buf, r)
-            comm.flat_recv(numel, r)
-            seconds[r] = clock() - t0
-    else:
-        comm.flat_send(comm.flat_recv(numel, 0), 0)
-    meter.stop()
-    return seconds

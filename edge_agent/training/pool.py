@@ -63,13 +63,7 @@ class PoolTraining(LocalTraining):
         self.schedule = ddpm.NoiseSchedule.from_config(
             ddpm.ScheduleConfig.from_dict(model_config["schedule"])
         )
-        if layers is None:
-            from edge_agent.pool.profiling import measure_profiles
-
-            layers = measure_profiles(
-                unet_cfg, leader.reference_hz(), num_threads=leader.me.num_threads
-            )
-        self.layers = layers
+        self.layers = layers if layers is not None else leader.layer_profiles(unet_cfg)
         self._start: Dict[str, np.ndarray] = {}
         self._rounds = 0
 

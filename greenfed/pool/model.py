@@ -74,6 +74,7 @@ class MemberSpec:
     link_energy_per_byte_j: float  # dynamic energy per byte moved (sent or received)
     link_latency_s: float = 1e-4  # per message
     speed_scale: float = 1.0  # its cycles / the profiling board's cycles
+    link_energy_per_message_j: float = 0.0  # dynamic energy per message sent or received
 
     def __post_init__(self) -> None:
         steps = tuple(float(f) for f in self.f_steps_hz)
@@ -86,7 +87,7 @@ class MemberSpec:
             v = float(getattr(self, name))
             if not (v > 0 and math.isfinite(v)):
                 raise PoolPlanError(f"members[{self.id}].{name}: must be > 0, got {v!r}")
-        for name in ("link_energy_per_byte_j", "link_latency_s"):
+        for name in ("link_energy_per_byte_j", "link_latency_s", "link_energy_per_message_j"):
             v = float(getattr(self, name))
             if not (v >= 0 and math.isfinite(v)):
                 raise PoolPlanError(f"members[{self.id}].{name}: must be >= 0, got {v!r}")
@@ -122,6 +123,7 @@ class MemberPlan:
     compute_energy_j: float
     exchange_energy_j: float
     bytes_moved: float  # sent + received
+    messages: float  # sent + received
     compute_time_s: float
     memory_bytes: float
 
@@ -224,9 +226,20 @@ def step_up(member: MemberSpec, freq_hz: float) -> Tuple[float, bool]:
     return member.f_steps_hz[-1], False
 
 
+def _clock_for(m: MemberSpec, f_req: float) -> Tuple[float, str]:
+    """The member's clock for a required frequency, and why it is too slow ("" if not)."""
+    f, ok = step_up(m, f_req)
+    if ok:
+        return f, ""
+    need = "more time than the deadline leaves" if not math.isfinite(f_req) else (
+        f"{f_req / 1e6:.0f} MHz"
+    )  # fmt: skip
+    return f, f"{m.id} would need {need} (top {m.f_steps_hz[-1] / 1e6:.0f} MHz)"
+
+
 def _member(
     m: MemberSpec, rank: int, f: float, units: Tuple[int, int], rows: int, cycles: float,
-    exchange_bytes: float, work: PoolWork, memory: float,
+    exchange_bytes: float, messages: float, memory: float,
 ) -> MemberPlan:  # fmt: skip
     return MemberPlan(
         id=m.id,
@@ -235,15 +248,17 @@ def _member(
         units=units,
         rows=rows,
         compute_energy_j=m.kappa * cycles * f * f,
-        exchange_energy_j=m.link_energy_per_byte_j * exchange_bytes,
+        exchange_energy_j=m.link_energy_per_byte_j * exchange_bytes
+        + m.link_energy_per_message_j * messages,
         bytes_moved=exchange_bytes,
+        messages=messages,
         compute_time_s=cycles / f,
         memory_bytes=memory,
     )
 
 
 def _verdict(
-    time_ok: bool, round_time: float, work: PoolWork, plans: List[MemberPlan],
+    late: str, round_time: float, work: PoolWork, plans: List[MemberPlan],
     members: Sequence[MemberSpec],
 ) -> Tuple[bool, str]:  # fmt: skip
     for p, m in zip(plans, members):
@@ -251,7 +266,9 @@ def _verdict(
             return False, (
                 f"{m.id} needs {p.memory_bytes / 1e6:.1f} MB, has {m.memory_bytes / 1e6:.1f} MB"
             )
-    if not time_ok or round_time > work.deadline_s * (1 + 1e-9):
+    if late:
+        return False, f"deadline {work.deadline_s:.3g} s: {late}"
+    if round_time > work.deadline_s * (1 + 1e-9):
         return False, f"needs {round_time:.3g} s, deadline {work.deadline_s:.3g} s"
     return True, ""
 
@@ -263,12 +280,12 @@ def evaluate_single(layers: LayerSums, leader: MemberSpec, work: PoolWork) -> Po
         layers.range("cpc", 0, layers.n) + B * layers.range("cps", 0, layers.n)
         + layers.range("upd", 0, layers.n)
     )  # fmt: skip
-    f, ok = step_up(leader, per_step * steps / work.deadline_s)
+    f, late = _clock_for(leader, per_step * steps / work.deadline_s)
     params = layers.range("param", 0, layers.n)
     memory = params * (1 + work.optimizer_factor) + layers.range("act", 0, layers.n) * B
-    plan = _member(leader, 0, f, (0, layers.n), B, per_step * steps, 0.0, work, memory)
+    plan = _member(leader, 0, f, (0, layers.n), B, per_step * steps, 0.0, 0.0, memory)
     round_time = plan.compute_time_s
-    feasible, reason = _verdict(ok, round_time, work, [plan], [leader])
+    feasible, reason = _verdict(late, round_time, work, [plan], [leader])
     return PoolPlan(SINGLE, (plan,), 1, round_time / steps, round_time, feasible, reason)
 
 
@@ -285,20 +302,22 @@ def evaluate_data(layers: LayerSums, members: Sequence[MemberSpec], work: PoolWo
     t_dist = (k - 1) * params / rate + latency
     budget = (work.deadline_s - t_dist) / steps - t_exchange
     plans: List[MemberPlan] = []
-    time_ok = budget > 0
+    lates = []
     for r, (m, b) in enumerate(zip(members, rows)):
         per_step = m.speed_scale * (
             layers.range("cpc", 0, n) + b * layers.range("cps", 0, n) + layers.range("upd", 0, n)
         )
-        f, ok = step_up(m, per_step / budget) if budget > 0 else (m.f_steps_hz[-1], False)
-        time_ok = time_ok and ok
+        f, late = _clock_for(m, per_step / budget if budget > 0 else math.inf)
+        lates.append(late)
         dist = (k - 1) * params if r == 0 else params
         moved = steps * 2 * ring * grad_bytes + dist
+        # a ring all-reduce: 2(k-1) sends and as many receives per step; the weights' broadcast
+        messages = steps * 4 * (k - 1) + (k - 1 if r == 0 else 1)
         memory = params * (2 + work.optimizer_factor) + layers.range("act", 0, n) * b
-        plans.append(_member(m, r, f, (0, n), b, per_step * steps, moved, work, memory))
+        plans.append(_member(m, r, f, (0, n), b, per_step * steps, moved, messages, memory))
     step = max(p.compute_time_s for p in plans) / steps + t_exchange
     round_time = step * steps + t_dist
-    feasible, reason = _verdict(time_ok, round_time, work, plans, members)
+    feasible, reason = _verdict(_first(lates), round_time, work, plans, members)
     return PoolPlan(DATA, tuple(plans), 1, step, round_time, feasible, reason)
 
 
@@ -323,18 +342,16 @@ def evaluate_pipeline(
     budget = (work.deadline_s - t_dist) / steps - t_sync
     plans: List[MemberPlan] = []
     taus, updates = [], []
-    time_ok = budget > 0
+    lates = []
     for s, m in enumerate(members):
         i, j = bounds[s], bounds[s + 1]
-        comm, moved_per_sample = stage_comm(layers, members, s, i, j, bmax)
+        comm, moved_per_sample, msgs_mb = stage_comm(layers, members, s, i, j, bmax)
         cyc_mb = m.speed_scale * (layers.range("cpc", i, j) + bmax * layers.range("cps", i, j))
         upd = m.speed_scale * layers.range("upd", i, j)
         spare = budget - (M + S - 1) * comm
-        if spare > 0:
-            f, ok = step_up(m, ((M + S - 1) * cyc_mb + upd) / spare)
-        else:
-            f, ok = m.f_steps_hz[-1], False
-        time_ok = time_ok and ok
+        f_req = ((M + S - 1) * cyc_mb + upd) / spare if spare > 0 else math.inf
+        f, late = _clock_for(m, f_req)
+        lates.append(late)
         taus.append(cyc_mb / f + comm)
         updates.append(upd / f)
         cycles = steps * m.speed_scale * (
@@ -342,14 +359,20 @@ def evaluate_pipeline(
             + layers.range("upd", i, j)
         )  # fmt: skip
         moved = steps * B * moved_per_sample + dist_bytes[s]
+        # per step: every micro-batch's tensors both ways, and the clipping all-reduce
+        messages = steps * (M * msgs_mb + 4 * (S - 1)) + (2 * (S - 1) if s == 0 else 2)
         memory = layers.range("param", i, j) * (1 + work.optimizer_factor) + B * (
             layers.range("act", i, j) + layers.cut_bytes(i) + layers.cut_bytes(j)
         )
-        plans.append(_member(m, s, f, (i, j), B, cycles, moved, work, memory))
+        plans.append(_member(m, s, f, (i, j), B, cycles, moved, messages, memory))
     step = sum(taus) + (M - 1) * max(taus) + max(updates) + t_sync
     round_time = step * steps + t_dist
-    feasible, reason = _verdict(time_ok, round_time, work, plans, members)
+    feasible, reason = _verdict(_first(lates), round_time, work, plans, members)
     return PoolPlan(PIPELINE, tuple(plans), M, step, round_time, feasible, reason)
+
+
+def _first(reasons: Sequence[str]) -> str:
+    return next((r for r in reasons if r), "")
 
 
 def cut_link(members: Sequence[MemberSpec], s: int) -> Tuple[float, float]:
@@ -360,19 +383,21 @@ def cut_link(members: Sequence[MemberSpec], s: int) -> Tuple[float, float]:
 
 def stage_comm(
     layers: LayerSums, members: Sequence[MemberSpec], s: int, i: int, j: int, rows: int
-) -> Tuple[float, float]:
-    """Seconds stage ``s`` spends moving one micro-batch of ``rows`` samples over its cuts
-    (activations forward, gradients back), and the bytes it moves per sample per step."""
-    seconds, per_sample = 0.0, 0.0
+) -> Tuple[float, float, float]:
+    """What stage ``s`` moves over its cuts for one micro-batch of ``rows`` samples
+    (activations forward, gradients back): seconds, bytes per sample, messages."""
+    seconds, per_sample, messages = 0.0, 0.0, 0.0
     if s > 0:
         rate, lat = cut_link(members, s - 1)
         seconds += 2 * (layers.cut_bytes(i) * rows / rate + layers.cut_tensors(i) * lat)
         per_sample += 2 * layers.cut_bytes(i)
+        messages += 2 * layers.cut_tensors(i)
     if s < len(members) - 1:
         rate, lat = cut_link(members, s)
         seconds += 2 * (layers.cut_bytes(j) * rows / rate + layers.cut_tensors(j) * lat)
         per_sample += 2 * layers.cut_bytes(j)
-    return seconds, per_sample
+        messages += 2 * layers.cut_tensors(j)
+    return seconds, per_sample, messages
 
 
 def stage_overheads(

@@ -81,14 +81,17 @@ def _stage_costs(
     cut_tensors = np.array([sums.cut_tensors(c) for c in range(L + 1)])
     comm = np.zeros((L + 1, L + 1))
     per_sample = np.zeros((L + 1, L + 1))
+    messages = np.zeros((L + 1, L + 1))
     if s > 0:
         rate, lat = cut_link(members, s - 1)
         comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[:, None]
         per_sample += (2 * cut_bytes)[:, None]
+        messages += (2 * cut_tensors)[:, None]
     if s < S - 1:
         rate, lat = cut_link(members, s)
         comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[None, :]
         per_sample += (2 * cut_bytes)[None, :]
+        messages += (2 * cut_tensors)[None, :]
     cpc, cps, upd = sums.table("cpc"), sums.table("cps"), sums.table("upd")
     param = sums.table("param")
     cyc_mb = m.speed_scale * (cpc + bmax * cps)
@@ -98,15 +101,22 @@ def _stage_costs(
     f = _round_up(np.asarray(m.f_steps_hz), f_req)
     cycles = work.steps * m.speed_scale * (M * cpc + B * cps + upd)
     moved = work.steps * B * per_sample
+    sent = work.steps * (M * messages + 4 * (S - 1))
     # The weights' trip to this stage and back, at both ends (the leader's side too).
+    lead = members[0]
     energy_dist = 0.0 if s == 0 else 2 * param * (
-        m.link_energy_per_byte_j + members[0].link_energy_per_byte_j
-    )  # fmt: skip
+        m.link_energy_per_byte_j + lead.link_energy_per_byte_j
+    ) + 2 * (m.link_energy_per_message_j + lead.link_energy_per_message_j)  # fmt: skip
     memory = param * (1 + work.optimizer_factor) + B * (
         sums.table("act") + cut_bytes[:, None] + cut_bytes[None, :]
     )
     with np.errstate(invalid="ignore"):
-        cost = m.kappa * cycles * f * f + m.link_energy_per_byte_j * moved + energy_dist
+        cost = (
+            m.kappa * cycles * f * f
+            + m.link_energy_per_byte_j * moved
+            + m.link_energy_per_message_j * sent
+            + energy_dist
+        )
     valid = (cuts[:, None] < cuts[None, :]) & np.isfinite(f) & (memory <= m.memory_bytes)
     if s == 0:
         valid &= (cuts == 0)[:, None]
@@ -175,7 +185,9 @@ def plan_pool(
     best_of = {}
     if SINGLE in kinds or len(members) == 1:
         best_of[SINGLE] = evaluate_single(sums, members[0], work)
-    widths = [w for w in range(2, len(ordered) + 1) if width in (0, w)]
+    # ``width`` members when that many answer, else all of them
+    widths = [min(width, len(ordered))] if width else list(range(2, len(ordered) + 1))
+    widths = [w for w in widths if w >= 2]
     data_plans = [evaluate_data(sums, ordered[:k], work) for k in widths]
     if data_plans and DATA in kinds:
         best_of[DATA] = _choose(data_plans)

@@ -25,6 +25,7 @@ from greenfed.ddpm import PRESETS, load_data
 from greenfed.ddpm.schedule import NoiseSchedule, ScheduleConfig
 from greenfed.ddpm.train import images_to_tensor
 from greenfed.ddpm.unet import build_model
+from tests.pool.conftest import child_env
 from tests.pool.rank_main import IMAGES, MODEL_SEED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +98,7 @@ def pool_runs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, dict]:
         subprocess.Popen(
             [*cmd, str(r), str(tmp / "jobs.json")],
             cwd=ROOT,
+            env=child_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
