@@ -45,6 +45,8 @@ PIPELINE = "pipeline"
 KINDS = (SINGLE, DATA, PIPELINE)
 #: Extra floats that travel with the gradients in a data-parallel all-reduce (loss, stop flag).
 DATA_EXTRA_BYTES = 8.0
+#: A pipeline's per-step all-reduce: squared gradient norm, loss, stop flag.
+PIPELINE_SYNC_BYTES = 12.0
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,8 @@ def evaluate_pipeline(
             M * layers.range("cpc", i, j) + B * layers.range("cps", i, j)
             + layers.range("upd", i, j)
         )  # fmt: skip
-        moved = steps * B * moved_per_sample + dist_bytes[s]
+        ring = 2.0 * (S - 1) / S
+        moved = steps * (B * moved_per_sample + 2 * ring * PIPELINE_SYNC_BYTES) + dist_bytes[s]
         # per step: every micro-batch's tensors both ways, and the clipping all-reduce
         messages = steps * (M * msgs_mb + 4 * (S - 1)) + (2 * (S - 1) if s == 0 else 2)
         memory = layers.range("param", i, j) * (1 + work.optimizer_factor) + B * (

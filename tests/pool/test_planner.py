@@ -144,8 +144,8 @@ def test_best_cuts_is_the_least_energy_split_by_brute_force() -> None:
     sums = LayerSums(lp)
     members = [
         pi4("a", speed=1.0),
-        pi4("b", speed=1.3, rate=3e7),
-        pi4("c", speed=0.8, memory_bytes=6e6),
+        replace(pi4("b", speed=1.3, rate=3e7), link_energy_per_message_j=2e-3),
+        replace(pi4("c", speed=0.8, memory_bytes=6e6), link_latency_s=2e-3),
     ]
     work = PoolWork(batch_size=16, steps=10, deadline_s=30.0)
     for S in (2, 3):
