@@ -19,12 +19,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from edge_agent.sensing import NOMINAL_CLOCK_HZ, CalibrationProfile, CpuFreq, PowerMonitor
-from edge_agent.training.base import LocalPlan
+from edge_agent.training.base import LocalResult
 from greenfed import __version__
 from greenfed.pool import MemberSpec, PoolPlan
 
@@ -327,29 +327,15 @@ class PoolLeader:
         return PIPELINING if wanted and usable else P2P
 
     def train_alone(
-        self, model: Any, schedule: Any, plan: LocalPlan, chosen: PoolPlan
-    ) -> Tuple[MemberOutcome, Dict[str, np.ndarray]]:
-        """A single-board round on the leader, its windows measured as a member's."""
-        from greenfed.ddpm import TrainConfig, get_state_arrays, train_local
-
+        self, freq_hz: float, train: Callable[[], LocalResult]
+    ) -> Tuple[MemberOutcome, LocalResult]:
+        """A single-board round on the leader (``train()``), at ``freq_hz`` where DVFS
+        allows, its windows measured as a member's."""
         meter = PhaseMeter(self.me.monitor)
-        freq = chosen.members[0].freq_hz
-        dvfs = self.me.cpu.apply(freq) if freq > 0 else None
+        dvfs = self.me.cpu.apply(freq_hz) if freq_hz > 0 else None
         meter.switch(COMPUTE)
         try:
-            result = train_local(
-                model,
-                schedule,
-                self.images,
-                TrainConfig(
-                    steps=plan.steps,
-                    batch_size=plan.batch_size,
-                    lr=plan.learning_rate,
-                    seed=plan.seed,
-                    num_threads=plan.num_threads,
-                    max_seconds=plan.max_seconds,
-                ),
-            )
+            result = train()
         finally:
             meter.stop()
             if dvfs is not None and dvfs.applied:
@@ -367,11 +353,11 @@ class PoolLeader:
             freq_hz=float((dvfs.freq_hz if dvfs is not None else 0.0) or 0.0),
             dvfs_applied=bool(dvfs.applied) if dvfs is not None else False,
             dvfs_reason=dvfs.reason if dvfs is not None else "no clock requested",
-            losses=[float(x) for x in result.losses],
+            losses=list(result.losses),
             stopped_early=bool(result.stopped_early),
             cpu_seconds=dict(meter.cpu_seconds),
         )
-        return outcome, get_state_arrays(model)
+        return outcome, result
 
     def close(self) -> None:
         self.gate.close()

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from edge_agent.sensing import (
     BOARD_CLASSES,
+    EstimatedSource,
     PowerReading,
-    PowerSource,
     SensingConfig,
     detect_board_class,
 )
@@ -30,11 +31,10 @@ from edge_agent.sensing.base import SourceContext
 from edge_agent.sensing.estimated import BoardClass
 
 
-class ProcessShareSource(PowerSource):
+class ProcessShareSource(EstimatedSource):
     """The estimated model over this process's CPU time (see the module docstring)."""
 
     name = "estimated-process"
-    estimated = True
 
     def __init__(
         self,
@@ -44,16 +44,13 @@ class ProcessShareSource(PowerSource):
         clock: Callable[[], float] = time.monotonic,
         cpu_time: Callable[[], float] = time.process_time,
     ) -> None:
-        super().__init__(
-            scope=(
-                f"estimated: this member process's CPU time on a {board.name} model "
-                f"({board.idle_w} W idle, {board.max_w} W with {cores} cores busy); "
-                "members share this host"
-            ),
-            sample_period_s=period_s,
-        )
-        self.board = board
+        super().__init__(board, period_s, radio_w=0.0)
         self.cores = max(1, int(cores))
+        self.scope = (
+            f"estimated: this member process's CPU time on a {board.name} model "
+            f"({board.idle_w} W idle, {board.max_w} W with {self.cores} cores busy); "
+            "members share this host"
+        )
         self._clock = clock
         self._cpu_time = cpu_time
         self._t0 = clock()
@@ -62,27 +59,19 @@ class ProcessShareSource(PowerSource):
         self._last_e = 0.0
 
     @classmethod
-    def open(cls, ctx: SourceContext) -> ProcessShareSource:
-        board = BOARD_CLASSES[detect_board_class(ctx.sysfs_root, ctx.cfg.board_class)]
-        return cls(board, os.cpu_count() or 1, 1.0 / ctx.cfg.rate_hz)
+    def open(
+        cls, ctx: SourceContext, reasons: Optional[Dict[str, str]] = None
+    ) -> ProcessShareSource:
+        return cls.for_host(ctx.cfg, 0, ctx.sysfs_root)
 
     @classmethod
     def for_host(
-        cls, cfg: SensingConfig, cores: int = 0, sysfs_root: Optional[object] = None
+        cls, cfg: SensingConfig, cores: int = 0, sysfs_root: Path = Path("/")
     ) -> ProcessShareSource:
-        from pathlib import Path
-
-        root = Path(str(sysfs_root)) if sysfs_root is not None else Path("/")
-        board = BOARD_CLASSES[detect_board_class(root, cfg.board_class)]
+        """This host's board class (as the estimated model detects it) with ``cores``
+        cores (0: ``os.cpu_count()``)."""
+        board = BOARD_CLASSES[detect_board_class(sysfs_root, cfg.board_class)]
         return cls(board, cores or os.cpu_count() or 1, 1.0 / cfg.rate_hz)
-
-    @property
-    def model_idle_power_w(self) -> Optional[float]:
-        return self.board.idle_w
-
-    @property
-    def board_class(self) -> str:
-        return self.board.name
 
     def energy_j(self) -> float:
         dyn = (self.board.max_w - self.board.idle_w) / self.cores
@@ -97,5 +86,5 @@ class ProcessShareSource(PowerSource):
 
     def describe(self) -> Dict[str, object]:
         d = super().describe()
-        d.update(board_class=self.board.name, cores=self.cores, basis=self.board.basis)
+        d.update(cores=self.cores)
         return d

@@ -37,6 +37,7 @@ from edge_agent.sensing import (
     SensingConfig,
 )
 from edge_agent.training.base import LocalPlan
+from edge_agent.training.full import FullModelTraining
 from greenfed.pool import (
     DATA,
     KINDS,
@@ -314,7 +315,6 @@ def run_study(cfg: StudyConfig) -> Study:
         members = specs(ids, own.kappa or 0.0, f_ref, links)
         cases = plan_cases(cfg, cpu_layers, members, engine, sharing)
         start = ddpm.get_state_arrays(ddpm.build_model(unet_cfg, seed=cfg.seed))
-        schedule = ddpm.NoiseSchedule.from_config(ddpm.ScheduleConfig())
         for case in cases:
             for steps, measured in ((cfg.warmup_steps, False), (cfg.steps, True)):
                 if steps == 0:
@@ -325,9 +325,7 @@ def run_study(cfg: StudyConfig) -> Study:
                     steps,
                     "" if measured else " (warm-up)",
                 )
-                outcomes, wall_s = _run_case(
-                    leader, conns, case, cfg, steps, model_config, start, schedule
-                )
+                outcomes, wall_s = _run_case(leader, conns, case, cfg, steps, model_config, start)
                 if measured:
                     case.outcomes, case.wall_s, case.steps = outcomes, wall_s, steps
     finally:
@@ -355,16 +353,14 @@ def _micro_plan(cfg: StudyConfig) -> PoolPlan:
 
 def _run_case(
     leader: PoolLeader, conns: List[Any], case: Case, cfg: StudyConfig, steps: int,
-    model_config: Dict[str, Any], start: Dict[str, Any], schedule: Any,
+    model_config: Dict[str, Any], start: Dict[str, Any],
 ) -> Tuple[List[MemberOutcome], float]:  # fmt: skip
-    from greenfed import ddpm
-
     plan = LocalPlan(steps, cfg.batch_size, 2e-3, cfg.seed, 1e9, 1)
     t0 = time.monotonic()
     if case.kind == SINGLE:
-        model = ddpm.build_model(ddpm.UNetConfig.from_dict(model_config["unet"]))
-        ddpm.set_state_arrays(model, start)
-        outcome, _ = leader.train_alone(model, schedule, plan, case.time_plan)
+        alone = FullModelTraining(model_config, leader.images)
+        alone.load_global(start)
+        outcome, _ = leader.train_alone(0.0, lambda: alone.train(plan))
         return [outcome], time.monotonic() - t0
     members = case.time_plan.members
     pipeline = case.kind == PIPELINE

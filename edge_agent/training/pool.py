@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from greenfed.pool import DATA, KINDS, PIPELINE, SINGLE, LayerProfile, PoolPlan, PoolWork, plan_pool
+from greenfed.pool import KINDS, PIPELINE, SINGLE, LayerProfile, PoolPlan, PoolWork, plan_pool
 from greenfed.updates import update_of
 
-from .base import LocalPlan, LocalResult, LocalTraining
+from .base import LocalPlan, LocalResult
+from .full import FullModelTraining
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class PoolResult(LocalResult):
     pool: Optional[Any] = None  # edge_agent.pool.report.PoolRound
 
 
-class PoolTraining(LocalTraining):
-    """The leader's round across its pool (see the module docstring)."""
+class PoolTraining(FullModelTraining):
+    """The leader's round across its pool (see the module docstring): the full model, as
+    :class:`FullModelTraining`, trained by one board or several."""
 
     name = "pool"
 
@@ -44,8 +46,6 @@ class PoolTraining(LocalTraining):
         leader: Any = None,  # edge_agent.pool.leader.PoolLeader
         layers: Optional[List[LayerProfile]] = None,
     ) -> None:
-        from greenfed import ddpm
-
         if leader is None:
             raise ValueError("pool training needs the pool's leader")
         mode = str(model_config.get("training_mode", "full"))
@@ -54,26 +54,11 @@ class PoolTraining(LocalTraining):
                 f"the coordinator asks for training mode {mode!r}; a pool trains the full "
                 "model only: run this board without [pool] for that mode"
             )
-        self._ddpm = ddpm
+        super().__init__(model_config, images)
         self.leader = leader
-        self.images = images
         self.model_config = {"unet": model_config["unet"], "schedule": model_config["schedule"]}
-        unet_cfg = ddpm.UNetConfig.from_dict(model_config["unet"])
-        self.model = ddpm.build_model(unet_cfg)
-        self.schedule = ddpm.NoiseSchedule.from_config(
-            ddpm.ScheduleConfig.from_dict(model_config["schedule"])
-        )
-        self.layers = layers if layers is not None else leader.layer_profiles(unet_cfg)
-        self._start: Dict[str, np.ndarray] = {}
+        self.layers = layers if layers is not None else leader.layer_profiles(self.model.config)
         self._rounds = 0
-
-    @property
-    def num_values(self) -> int:
-        return sum(int(v.numel()) for v in self.model.parameters())
-
-    def load_global(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self._ddpm.set_state_arrays(self.model, arrays)
-        self._start = dict(arrays)
 
     def plan(self, plan: LocalPlan, members: List[Any]) -> PoolPlan:
         cfg = self.leader.cfg
@@ -87,7 +72,6 @@ class PoolTraining(LocalTraining):
 
     def train(self, plan: LocalPlan) -> PoolResult:
         from edge_agent.pool.report import PoolRound
-        from edge_agent.pool.worker import RoundSpec
 
         conns = self.leader.live()
         chosen = self.plan(plan, self.leader.specs(conns))
@@ -102,44 +86,51 @@ class PoolTraining(LocalTraining):
         )
         t0 = time.monotonic()
         if chosen.kind == SINGLE:
-            outcome, trained = self.leader.train_alone(self.model, self.schedule, plan, chosen)
-            outcomes, engine = [outcome], "local"
+            alone_train = super().train  # the full model on the leader alone
+            outcome, alone = self.leader.train_alone(
+                chosen.members[0].freq_hz, lambda: alone_train(plan)
+            )
+            outcomes, engine, update = [outcome], "local", alone.update
         else:
-            by_id = {c.id: c for c in conns}
-            ranks = [m.id for m in chosen.members]
-            engine = self.leader.engine_for(chosen, plan.batch_size)
-            spec = RoundSpec(
-                round_id=f"{plan.seed}-{self._rounds}",
-                kind=chosen.kind,
-                members=ranks,
-                model_config=self.model_config,
-                steps=plan.steps,
-                batch_size=plan.batch_size,
-                lr=plan.learning_rate,
-                seed=plan.seed,
-                max_seconds=plan.max_seconds,
-                bounds=[m.units[0] for m in chosen.members] + [len(self.layers)]
-                if chosen.kind == PIPELINE
-                else [],
-                micro_batches=chosen.micro_batches,
-                engine=engine if chosen.kind == PIPELINE else "p2p",
-                freq_hz=[m.freq_hz for m in chosen.members],
-                num_threads=plan.num_threads,
-            )
-            outcomes, trained = self.leader.run_round(
-                spec, [by_id[i] for i in ranks[1:]], self._start
-            )
-            engine = engine if chosen.kind == PIPELINE else "all-reduce"
-            self._ddpm.set_state_arrays(self.model, trained)
+            outcomes, engine, trained = self._across(plan, chosen, conns)
+            update = update_of(trained, self._start)
         wall = time.monotonic() - t0
         lead = outcomes[0]
-        losses = [float(x) for x in lead.losses if np.isfinite(x)]
-        assert chosen.kind in (SINGLE, DATA, PIPELINE)
         return PoolResult(
-            update=update_of(trained, self._start),
+            update=update,
             samples=int(lead.samples),
             steps=int(lead.steps),
-            losses=losses,
+            losses=[float(x) for x in lead.losses if np.isfinite(x)],
             stopped_early=bool(lead.stopped_early),
             pool=PoolRound(chosen, outcomes, wall, engine, int(lead.steps)),
         )
+
+    def _across(
+        self, plan: LocalPlan, chosen: PoolPlan, conns: List[Any]
+    ) -> Tuple[List[Any], str, Dict[str, np.ndarray]]:
+        """A data-parallel or pipeline round across the chosen members."""
+        from edge_agent.pool.worker import RoundSpec
+
+        by_id = {c.id: c for c in conns}
+        ranks = [m.id for m in chosen.members]
+        pipeline = chosen.kind == PIPELINE
+        engine = self.leader.engine_for(chosen, plan.batch_size) if pipeline else "p2p"
+        spec = RoundSpec(
+            round_id=f"{plan.seed}-{self._rounds}",
+            kind=chosen.kind,
+            members=ranks,
+            model_config=self.model_config,
+            steps=plan.steps,
+            batch_size=plan.batch_size,
+            lr=plan.learning_rate,
+            seed=plan.seed,
+            max_seconds=plan.max_seconds,
+            bounds=[m.units[0] for m in chosen.members] + [len(self.layers)] if pipeline else [],
+            micro_batches=chosen.micro_batches,
+            engine=engine,
+            freq_hz=[m.freq_hz for m in chosen.members],
+            num_threads=plan.num_threads,
+        )
+        outcomes, trained = self.leader.run_round(spec, [by_id[i] for i in ranks[1:]], self._start)
+        self._ddpm.set_state_arrays(self.model, trained)
+        return outcomes, engine if pipeline else "all-reduce", trained
