@@ -79,7 +79,7 @@ def test_a_pool_of_three_trains_as_one_participant_and_survives_losing_a_member(
     member's energy. Round 1: member m2 is killed mid-round: the pool uploads nothing and
     the coordinator sees one late participant (the round completes with the plain agent).
     Round 2: the pool goes on with the two processes left."""
-    c = cluster_factory(rounds=3, min_devices=2, deadline_s=30.0, min_fraction=0.5, local_steps=60)
+    c = cluster_factory(rounds=3, min_devices=2, deadline_s=20.0, min_fraction=0.5, local_steps=30)
     c.start()
     c.agent("plain", "shard=1/2")
     logs = start_pool(c, {"parallelism": "pipeline", "width": 3})
