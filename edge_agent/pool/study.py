@@ -94,8 +94,8 @@ class StudyConfig:
 
 @dataclass
 class Case:
-    """One structure: its plans (time from wall seconds, energy from CPU seconds) and what
-    its measured round gave."""
+    """One structure: its plans (energy from CPU seconds; time from CPU seconds at the CPU
+    share measured just before its run) and what its measured round gave."""
 
     kind: str
     label: str
@@ -105,6 +105,7 @@ class Case:
     outcomes: List[MemberOutcome] = field(default_factory=list)
     wall_s: float = 0.0
     steps: int = 0
+    sharing: Dict[str, float] = field(default_factory=dict)  # measured just before its run
 
 
 @dataclass
@@ -225,31 +226,49 @@ def plan_cases(
     cfg: StudyConfig, cpu: List[LayerProfile], members: List[MemberSpec], engine: str,
     sharing: Sharing,
 ) -> List[Case]:  # fmt: skip
-    """Every structure's plans: energy from the CPU-time profile, time from the same
-    profile at the CPU share its busy processes get on this host (a pipeline's cuts are the
-    fastest at the share of all its stages busy)."""
+    """Every structure with its energy plan (CPU-time profile, probed links); a pipeline's
+    cuts are the fastest ones at the CPU share of all its stages busy."""
     work = PoolWork(cfg.batch_size, cfg.steps, 1e6)
     se = LayerSums(cpu)
-    alone = LayerSums(scaled(cpu, 1.0 / sharing.share(1)))
-    shared = LayerSums(scaled(cpu, 1.0 / sharing.share(len(members))))
     cases = []
     if SINGLE in cfg.kinds:
-        t, e = evaluate_single(alone, members[0], work), evaluate_single(se, members[0], work)
-        cases.append(Case(SINGLE, "single", "local", t, e))
+        e = evaluate_single(se, members[0], work)
+        cases.append(Case(SINGLE, "single", "local", e, e))
     if DATA in cfg.kinds:
-        t, e = evaluate_data(shared, members, work), evaluate_data(se, members, work)
-        cases.append(Case(DATA, t.label, "all-reduce", t, e))
+        e = evaluate_data(se, members, work)
+        cases.append(Case(DATA, e.label, "all-reduce", e, e))
     if PIPELINE in cfg.kinds:
         m = min(cfg.micro_batches, cfg.batch_size)
+        shared = LayerSums(scaled(cpu, 1.0 / sharing.share(len(members))))
         bounds = fastest_cuts(shared, members, work, m)
         e = evaluate_pipeline(se, members, work, bounds, m)
-        # Stages are not all busy at once (the bubble, uneven cuts): as many busy processes
-        # as the stages' CPU time over the busiest stage's.
-        busy = [p.compute_time_s for p in e.members]
-        partly = LayerSums(scaled(cpu, 1.0 / sharing.share(sum(busy) / max(max(busy), 1e-12))))
-        t = evaluate_pipeline(partly, members, work, bounds, m)
-        cases.append(Case(PIPELINE, t.label, engine if cfg.batch_size % m == 0 else P2P, t, e))
+        cases.append(Case(PIPELINE, e.label, engine if cfg.batch_size % m == 0 else P2P, e, e))
     return cases
+
+
+def time_plan(
+    case: Case, cfg: StudyConfig, cpu: List[LayerProfile], members: List[MemberSpec],
+    sharing: Sharing,
+) -> PoolPlan:  # fmt: skip
+    """The case's time prediction: its structure at the CPU share its busy processes get
+    (a pipeline's stages are not all busy at once: as many busy processes as the stages'
+    CPU time over the busiest stage's)."""
+    work = PoolWork(cfg.batch_size, cfg.steps, 1e6)
+    if case.kind == SINGLE:
+        busy = 1.0
+    elif case.kind == DATA:
+        busy = float(len(members))
+    else:
+        cpu_s = [p.compute_time_s for p in case.energy_plan.members]
+        busy = sum(cpu_s) / max(max(cpu_s), 1e-12)
+    sums = LayerSums(scaled(cpu, 1.0 / sharing.share(busy)))
+    if case.kind == SINGLE:
+        return evaluate_single(sums, members[0], work)
+    if case.kind == DATA:
+        return evaluate_data(sums, members, work)
+    plan = case.energy_plan
+    bounds = [p.units[0] for p in plan.members] + [plan.members[-1].units[1]]
+    return evaluate_pipeline(sums, members, work, bounds, plan.micro_batches)
 
 
 def cpu_share_alone(unet_cfg: Any, batch: int, repeats: int = 20) -> float:
@@ -325,6 +344,10 @@ def run_study(cfg: StudyConfig) -> Study:
                     steps,
                     "" if measured else " (warm-up)",
                 )
+                if measured:  # the host's other load, just before the measured round
+                    now = Sharing.measured(sharing.cores, cpu_share_alone(unet_cfg, cfg.batch_size))
+                    case.time_plan = time_plan(case, cfg, cpu_layers, members, now)
+                    case.sharing = dict(now.__dict__)
                 outcomes, wall_s = _run_case(leader, conns, case, cfg, steps, model_config, start)
                 if measured:
                     case.outcomes, case.wall_s, case.steps = outcomes, wall_s, steps

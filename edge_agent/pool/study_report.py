@@ -102,6 +102,11 @@ def summarize(study: Any) -> Dict[str, Any]:
                 "energy_error": _rel(pred_e, meas_e),
                 "predicted_bytes": sum(m["predicted_bytes"] for m in members),
                 "measured_bytes": sum(m["measured_bytes"] for m in members),
+                "sharing": c.sharing,
+                "predicted_cpu_share": _share(c),
+                "measured_cpu_share": [
+                    m["compute_cpu_s"] / m["compute_s"] if m["compute_s"] else None for m in members
+                ],
                 "members": members,
             }
         )
@@ -119,6 +124,13 @@ def summarize(study: Any) -> Dict[str, Any]:
         "tolerance": TOLERANCE,
         "cases": cases,
     }
+
+
+def _share(case: Any) -> float:
+    """The CPU share per busy process the case's time plan assumed."""
+    cpu = sum(m.compute_time_s for m in case.energy_plan.members)
+    wall = sum(m.compute_time_s for m in case.time_plan.members)
+    return cpu / wall if wall else 0.0
 
 
 def sharing_statement(study: Any) -> str:
@@ -140,9 +152,10 @@ def sharing_model(study: Any) -> str:
         return ""
     return (
         f"Times are predicted from the CPU-time profile at the CPU share each busy process "
-        f"gets: cores / (busy processes + background load), at most 1, with a background "
-        f"load of {s['background']:.2f} estimated from one process's measured share "
-        f"({s['share_alone']:.2f} of a core) before the runs."
+        f"gets: cores / (busy processes + background load), at most 1, the background load "
+        f"estimated from one process's measured share just before each structure's run "
+        f"({s['background']:.2f} at the start: {s['share_alone']:.2f} of a core); the "
+        "table lists the share each case assumed and the share its members got."
     )
 
 
@@ -158,6 +171,11 @@ def text_table(summary: Dict[str, Any]) -> str:
             f"{c['predicted_dynamic_j']:8.3f}/{c['measured_dynamic_j']:<9.3f} "
             f"{_pct(c['energy_error']):>6} "
             f"{c['predicted_bytes'] / 1e6:7.2f}/{c['measured_bytes'] / 1e6:<7.2f}"
+        )
+        got = ", ".join("n/a" if x is None else f"{x:.2f}" for x in c["measured_cpu_share"])
+        rows.append(
+            f"    CPU share per busy process: assumed {c['predicted_cpu_share']:.2f}, "
+            f"members got {got} while computing"
         )
         for m in c["members"]:
             rows.append(

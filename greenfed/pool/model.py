@@ -2,8 +2,10 @@
 
 Pure numpy, no I/O, no clock; board-valid (the pool's leader plans on a board). Units are in
 the names. A member ``m`` at clock ``f`` spends ``kappa_m * C * f**2`` joules of dynamic
-energy on ``C`` cycles in ``C / f`` seconds, and ``e_m`` joules per byte it moves over the
-pool's links (sent plus received), each transfer taking ``bytes / r + latency``.
+energy on ``C`` cycles in ``C / f`` seconds; over the pool's links it spends ``e_m`` joules
+per byte and ``e_msg,m`` per message it moves (sent plus received: the per-message cost is
+what a pipeline's many small tensors pay on a CPU), each transfer taking
+``bytes / r + latency`` (the tensors of one cut travel together: one latency).
 
 Per-layer cycles are linear in the batch: ``cycles_per_call + b * cycles_per_sample`` for a
 forward and backward pass over ``b`` samples (small convolutions pay a large fixed cost per
@@ -390,14 +392,16 @@ def stage_comm(
     """What stage ``s`` moves over its cuts for one micro-batch of ``rows`` samples
     (activations forward, gradients back): seconds, bytes per sample, messages."""
     seconds, per_sample, messages = 0.0, 0.0, 0.0
+    # A cut's tensors travel together (posted at once, then waited for): one latency per
+    # direction, but each tensor is a message of its own for the energy.
     if s > 0:
         rate, lat = cut_link(members, s - 1)
-        seconds += 2 * (layers.cut_bytes(i) * rows / rate + layers.cut_tensors(i) * lat)
+        seconds += 2 * (layers.cut_bytes(i) * rows / rate + lat)
         per_sample += 2 * layers.cut_bytes(i)
         messages += 2 * layers.cut_tensors(i)
     if s < len(members) - 1:
         rate, lat = cut_link(members, s)
-        seconds += 2 * (layers.cut_bytes(j) * rows / rate + layers.cut_tensors(j) * lat)
+        seconds += 2 * (layers.cut_bytes(j) * rows / rate + lat)
         per_sample += 2 * layers.cut_bytes(j)
         messages += 2 * layers.cut_tensors(j)
     return seconds, per_sample, messages

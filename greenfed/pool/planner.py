@@ -84,12 +84,12 @@ def _stage_costs(
     messages = np.zeros((L + 1, L + 1))
     if s > 0:
         rate, lat = cut_link(members, s - 1)
-        comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[:, None]
+        comm += (2 * (cut_bytes * bmax / rate + lat))[:, None]
         per_sample += (2 * cut_bytes)[:, None]
         messages += (2 * cut_tensors)[:, None]
     if s < S - 1:
         rate, lat = cut_link(members, s)
-        comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[None, :]
+        comm += (2 * (cut_bytes * bmax / rate + lat))[None, :]
         per_sample += (2 * cut_bytes)[None, :]
         messages += (2 * cut_tensors)[None, :]
     cpc, cps, upd = sums.table("cpc"), sums.table("cps"), sums.table("upd")
