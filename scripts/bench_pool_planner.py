@@ -41,7 +41,6 @@ def inputs(n_layers: int, n_members: int, n_steps: int, seed: int):  # type: ign
             param_bytes=float(rng.uniform(1e4, 1e6)),
             act_bytes_per_sample=float(rng.uniform(1e3, 1e5)),
             out_bytes_per_sample=float(rng.uniform(1e3, 1e4)),
-            out_tensors=int(rng.integers(1, 6)),
         )
         for i in range(n_layers)
     ]

@@ -4,8 +4,8 @@ Pure numpy, no I/O, no clock; board-valid (the pool's leader plans on a board). 
 the names. A member ``m`` at clock ``f`` spends ``kappa_m * C * f**2`` joules of dynamic
 energy on ``C`` cycles in ``C / f`` seconds; over the pool's links it spends ``e_m`` joules
 per byte and ``e_msg,m`` per message it moves (sent plus received: the per-message cost is
-what a pipeline's many small tensors pay on a CPU), each transfer taking
-``bytes / r + latency`` (the tensors of one cut travel together: one latency).
+what a pipeline's many small transfers pay on a CPU), each transfer taking
+``bytes / r + latency`` (the tensors of one cut travel together: one message).
 
 Per-layer cycles are linear in the batch: ``cycles_per_call + b * cycles_per_sample`` for a
 forward and backward pass over ``b`` samples (small convolutions pay a large fixed cost per
@@ -62,7 +62,6 @@ class LayerProfile:
     param_bytes: float = 0.0  # fp32 weights
     act_bytes_per_sample: float = 0.0  # activations kept for backward, per sample
     out_bytes_per_sample: float = 0.0  # the carry after this layer (what a cut here moves)
-    out_tensors: int = 1  # tensors in that carry (one message each)
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,6 @@ class LayerSums:
                 raise PoolPlanError(f"layers: {k} must be finite and >= 0")
             self.prefix[k] = np.concatenate([[0.0], np.cumsum(a)])
         self.out_bytes = np.asarray([lp.out_bytes_per_sample for lp in layers], dtype=float)
-        self.out_tensors = np.asarray([lp.out_tensors for lp in layers], dtype=float)
 
     def range(self, key: str, i: int, j: int) -> float:
         p = self.prefix[key]
@@ -217,9 +215,6 @@ class LayerSums:
     def cut_bytes(self, cut: int) -> float:
         """Carry bytes per sample at a cut before layer ``cut`` (0 at either end)."""
         return 0.0 if cut <= 0 or cut >= self.n else float(self.out_bytes[cut - 1])
-
-    def cut_tensors(self, cut: int) -> float:
-        return 0.0 if cut <= 0 or cut >= self.n else float(self.out_tensors[cut - 1])
 
 
 def step_up(member: MemberSpec, freq_hz: float) -> Tuple[float, bool]:
@@ -392,18 +387,18 @@ def stage_comm(
     """What stage ``s`` moves over its cuts for one micro-batch of ``rows`` samples
     (activations forward, gradients back): seconds, bytes per sample, messages."""
     seconds, per_sample, messages = 0.0, 0.0, 0.0
-    # A cut's tensors travel together (posted at once, then waited for): one latency per
-    # direction, but each tensor is a message of its own for the energy.
+    # A cut's tensors travel together (posted at once, then waited for): per micro-batch and
+    # direction one message, one latency.
     if s > 0:
         rate, lat = cut_link(members, s - 1)
         seconds += 2 * (layers.cut_bytes(i) * rows / rate + lat)
         per_sample += 2 * layers.cut_bytes(i)
-        messages += 2 * layers.cut_tensors(i)
+        messages += 2
     if s < len(members) - 1:
         rate, lat = cut_link(members, s)
         seconds += 2 * (layers.cut_bytes(j) * rows / rate + lat)
         per_sample += 2 * layers.cut_bytes(j)
-        messages += 2 * layers.cut_tensors(j)
+        messages += 2
     return seconds, per_sample, messages
 
 

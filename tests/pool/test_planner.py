@@ -137,7 +137,6 @@ def test_best_cuts_is_the_least_energy_split_by_brute_force() -> None:
             param_bytes=float(rng.uniform(1e4, 3e5)),
             act_bytes_per_sample=float(rng.uniform(1e3, 5e4)),
             out_bytes_per_sample=float(rng.uniform(1e3, 2e4)),
-            out_tensors=int(rng.integers(1, 5)),
         )
         for i in range(7)
     ]
