@@ -57,8 +57,13 @@ class LeaderSession:
             memory_bytes=available_memory_bytes(cfg.pool.memory_bytes),
             num_threads=cfg.num_threads,
         )
-        tls = gate_tls(cfg.tls.cert, cfg.tls.key, cfg.tls.ca)
-        self.leader = PoolLeader(cfg.pool, me, images, tls)
+        try:
+            tls = gate_tls(cfg.tls.cert, cfg.tls.key, cfg.tls.ca)
+            self.leader = PoolLeader(cfg.pool, me, images, tls)
+        except BaseException:
+            if self._own_monitor is not None:
+                self._own_monitor.stop()
+            raise
         self.profile: Optional[CalibrationProfile] = None
 
     def calibrate(self) -> CalibrationProfile:

@@ -191,22 +191,37 @@ def fastest_cuts(
 
 @dataclass(frozen=True)
 class Sharing:
-    """Processes sharing this host's cores (processor sharing): a busy process gets
-    ``cores / (busy + background)`` of a core, at most one; ``background`` is the other work
-    on the host, estimated from one busy process's CPU share measured before the runs."""
+    """Processes sharing this host's cores. The study's processes are one session; with the
+    kernel's autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``) the CPU is
+    first shared between sessions, so the study's busy processes split what its session
+    gets, which one busy process's measured share tells (``share_alone``). Without autogroup
+    a busy process gets ``cores / (busy + background)`` (processor sharing), the background
+    load estimated from the same measurement. Either way at most one core each."""
 
     cores: int
     background: float
     share_alone: float
+    autogroup: bool
 
     @classmethod
     def measured(cls, cores: int, share_alone: float) -> Sharing:
         share = min(max(share_alone, 1e-3), 1.0)
         background = max(0.0, cores / share - 1.0) if share < 0.999 else 0.0
-        return cls(cores, background, share)
+        return cls(cores, background, share, autogroup_enabled())
 
     def share(self, busy: float) -> float:
+        busy = max(busy, 1.0)
+        if self.autogroup:
+            session = self.share_alone if self.share_alone < 0.999 else float(self.cores)
+            return min(1.0, session / busy)
         return min(1.0, self.cores / (busy + self.background))
+
+
+def autogroup_enabled() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 def scaled(layers: List[LayerProfile], factor: float) -> List[LayerProfile]:
@@ -250,17 +265,13 @@ def time_plan(
     case: Case, cfg: StudyConfig, cpu: List[LayerProfile], members: List[MemberSpec],
     sharing: Sharing,
 ) -> PoolPlan:  # fmt: skip
-    """The case's time prediction: its structure at the CPU share its busy processes get
-    (a pipeline's stages are not all busy at once: as many busy processes as the stages'
-    CPU time over the busiest stage's)."""
+    """The case's time prediction: its structure at the CPU share its busy processes get.
+    Members are not all busy all the time (waiting on transfers, a pipeline's bubble): the
+    number of busy processes is the members' CPU time over the round's time at full speed."""
     work = PoolWork(cfg.batch_size, cfg.steps, 1e6)
-    if case.kind == SINGLE:
-        busy = 1.0
-    elif case.kind == DATA:
-        busy = float(len(members))
-    else:
-        cpu_s = [p.compute_time_s for p in case.energy_plan.members]
-        busy = sum(cpu_s) / max(max(cpu_s), 1e-12)
+    full_speed = case.energy_plan
+    cpu_s = sum(p.compute_time_s for p in full_speed.members)
+    busy = cpu_s / max(full_speed.round_time_s, 1e-12)
     sums = LayerSums(scaled(cpu, 1.0 / sharing.share(busy)))
     if case.kind == SINGLE:
         return evaluate_single(sums, members[0], work)

@@ -150,12 +150,19 @@ def sharing_model(study: Any) -> str:
     s = study.machine.get("sharing") or {}
     if not s:
         return ""
+    rule = (
+        "the share of a core one busy process of this session measured just before each "
+        "structure's run, split between the session's busy processes (the kernel's autogroup "
+        "scheduling shares the CPU between sessions first)"
+        if s.get("autogroup")
+        else "cores / (busy processes + background load), the background load estimated from "
+        "one process's share measured just before each structure's run"
+    )
     return (
         f"Times are predicted from the CPU-time profile at the CPU share each busy process "
-        f"gets: cores / (busy processes + background load), at most 1, the background load "
-        f"estimated from one process's measured share just before each structure's run "
-        f"({s['background']:.2f} at the start: {s['share_alone']:.2f} of a core); the "
-        "table lists the share each case assumed and the share its members got."
+        f"gets: {rule}, at most one core ({s['share_alone']:.2f} of a core for one process "
+        "at the start); the table lists the share each case assumed and the share its "
+        "members got."
     )
 
 
