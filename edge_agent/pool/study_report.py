@@ -112,7 +112,7 @@ def summarize(study: Any) -> Dict[str, Any]:
         )
     before, after = study.machine["before"], study.machine["after"]
     return {
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "command": " ".join(["greenfed-agent", *(shlex.quote(a) for a in sys.argv[1:])]),
         "machine": before,
         "load_avg_after": after.get("load_avg"),
         "sharing": sharing_statement(study),
@@ -195,6 +195,10 @@ def text_table(summary: Dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _loads(values: Optional[List[float]]) -> str:
+    return " ".join(f"{v:.2f}" for v in values or []) or "unavailable"
+
+
 def _pct(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{100 * x:+.0f}%"
 
@@ -232,12 +236,15 @@ def plot(summary: Dict[str, Any], path: Path) -> Optional[Path]:
     ax1.set_ylabel("seconds per step")
     ax1.set_title("step time (members share this machine's cores)")
     ax1.legend()
+    shown = set()
     for i, c in enumerate(cases):
         bottom_p = bottom_m = 0.0
         for k, m in enumerate(c["members"]):
             color = f"C{k}"
+            label = None if m["member"] in shown else m["member"]
+            shown.add(m["member"])
             ax2.bar(i - 0.2, m["predicted_dynamic_j"], 0.4, bottom=bottom_p, color=color,
-                    alpha=0.5, label=m["member"] if i == 0 else None)  # fmt: skip
+                    alpha=0.5, label=label)  # fmt: skip
             ax2.bar(i + 0.2, m["measured_dynamic_j"], 0.4, bottom=bottom_m, color=color)
             bottom_p += m["predicted_dynamic_j"]
             bottom_m += m["measured_dynamic_j"]
@@ -263,8 +270,9 @@ def write_outputs(study: Any, out: Path) -> Dict[str, Path]:
         f"Command: `{summary['command']}`",
         "",
         f"Machine: {summary['machine']['host']}, {summary['machine']['cpu']}, "
-        f"{summary['machine']['cores']} cores; load average {summary['machine']['load_avg']} "
-        f"at the start, {summary['load_avg_after']} at the end.",
+        f"{summary['machine']['cores']} cores; load average (1, 5, 15 min) "
+        f"{_loads(summary['machine']['load_avg'])} at the start, "
+        f"{_loads(summary['load_avg_after'])} at the end.",
         "",
         f"**{summary['sharing']}**",
         "",
