@@ -127,7 +127,7 @@ def load_ca(directory: Path) -> Tuple[x509.Certificate, ec.EllipticCurvePrivateK
 def _issue(
     directory: Path,
     cn: str,
-    usage: x509.ObjectIdentifier,
+    usage: Sequence[x509.ObjectIdentifier],
     names: Sequence[str],
     days: int,
     out_cert: Path,
@@ -144,7 +144,7 @@ def _issue(
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
     )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
@@ -161,7 +161,7 @@ def make_server_cert(directory: Path, names: Sequence[str] = (), days: int = 825
     return _issue(
         directory,
         "greenfed-coordinator",
-        ExtendedKeyUsageOID.SERVER_AUTH,
+        [ExtendedKeyUsageOID.SERVER_AUTH],
         all_names,
         days,
         directory / "coordinator.pem",
@@ -169,17 +169,27 @@ def make_server_cert(directory: Path, names: Sequence[str] = (), days: int = 825
     )
 
 
-def make_device_cert(directory: Path, device_id: str, days: int = 825) -> Issued:
-    """``devices/<id>.pem``/``.key`` with CN = ``device_id``."""
+def make_device_cert(
+    directory: Path, device_id: str, days: int = 825, pool_leader_names: Sequence[str] = ()
+) -> Issued:
+    """``devices/<id>.pem``/``.key`` with CN = ``device_id``.
+
+    ``pool_leader_names`` (addresses on the pool's network) makes it a pool leader's
+    certificate: serverAuth besides clientAuth, so the leader's members can dial it
+    (docs/pools.md); members and ordinary devices get clientAuth only.
+    """
     if not DEVICE_ID_RE.match(device_id):
         raise CertError(f"device id {device_id!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
     directory = Path(directory)
     safe = device_id.replace(":", "_")
+    usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if pool_leader_names:
+        usage.append(ExtendedKeyUsageOID.SERVER_AUTH)
     return _issue(
         directory,
         device_id,
-        ExtendedKeyUsageOID.CLIENT_AUTH,
-        (),
+        usage,
+        pool_leader_names,
         days,
         directory / "devices" / f"{safe}.pem",
         directory / "devices" / f"{safe}.key",

@@ -41,7 +41,7 @@ from coordinator.messages import Manifest, Registration, Report
 from coordinator.model_host import ModelHost
 from coordinator.round_state import FINISHED, OpenRound
 from coordinator.rounds import RoundDriver
-from coordinator.store import Store, registration_columns, report_columns
+from coordinator.store import Store, pool_member_rows, registration_columns, report_columns
 from coordinator.uploads import Spool
 from greenfed import codec
 
@@ -300,6 +300,11 @@ class Engine(RoundDriver):
                 f"({reference:.3g}); refused (limit max_update_norm_ratio = {ratio}x)"
             )
 
+    def _store_report(self, device_id: str, rep: Report) -> None:
+        self.store.record_report(rep.round, device_id, report_columns(rep))
+        if rep.pool is not None:  # a pool's members, each with its own windows
+            self.store.record_pool_members(rep.round, device_id, pool_member_rows(rep))
+
     def record_report(self, device_id: str, rep: Report) -> None:
         """Record a device's one report of a round, while that round's record is not final.
 
@@ -321,7 +326,7 @@ class Engine(RoundDriver):
                 if assigned[0]["status"] == "late" and not self.store.has_report(
                     round_no, device_id
                 ):
-                    self.store.record_report(round_no, device_id, report_columns(rep))
+                    self._store_report(device_id, rep)
                     return
                 row = self.store.get_round(round_no)
                 status = row["status"] if row is not None and row["status"] != "open" else "closed"
@@ -333,6 +338,6 @@ class Engine(RoundDriver):
                     f"a report from {device_id} for round {round_no} was recorded; a round's "
                     "report is sent once and is final"
                 )
-            self.store.record_report(round_no, device_id, report_columns(rep))
+            self._store_report(device_id, rep)
             r.reported.add(device_id)
             self._cond.notify_all()

@@ -64,6 +64,43 @@ class Window:
 
 
 @dataclass(frozen=True)
+class PoolMember:
+    """One member of a pool in a round, as its leader reported it (its own windows)."""
+
+    member_id: str
+    rank: int
+    windows: Tuple[Window, ...]
+    bytes_sent: int
+    bytes_received: int
+    freq_hz: float
+    dvfs_applied: bool
+    stage_start: int
+    stage_stop: int
+    compute_s: float
+    exchange_s: float
+    predicted_energy_j: float
+
+    def window(self, name: str) -> Optional[Window]:
+        return next((w for w in self.windows if w.name == name), None)
+
+
+@dataclass(frozen=True)
+class PoolRound:
+    """How a pool trained the round (docs/pools.md): its structure, plan and members."""
+
+    parallelism: str
+    plan: str
+    engine: str
+    micro_batches: int
+    members: Tuple[PoolMember, ...]
+    energy_j: float
+    dynamic_energy_j: float
+    predicted_energy_j: float
+    predicted_step_s: float
+    measured_step_s: float
+
+
+@dataclass(frozen=True)
 class Report:
     """A device's RoundReport: windows and figures of one round (``raw_json``: the message as
     received, kept for audit)."""
@@ -100,6 +137,8 @@ class Report:
         if self.bytes_up <= 0 or self.upload_time_s <= 0:
             return None
         return self.bytes_up * 8.0 / self.upload_time_s / 1e6
+
+    pool: Optional[PoolRound] = None  # set when the participant is a pool of boards
 
     def window(self, name: str) -> Optional[Window]:
         return next((w for w in self.windows if w.name == name), None)

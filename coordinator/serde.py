@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 from google.protobuf import json_format
 
-from coordinator.messages import Manifest, Registration, Report, Window
+from coordinator.messages import Manifest, PoolMember, PoolRound, Registration, Report, Window
 from greenfed.v1 import fleet_pb2 as pb
 
 
@@ -68,6 +68,37 @@ def window_from_pb(w: pb.EnergyWindow) -> Window:
     )
 
 
+def pool_from_pb(p: pb.PoolReport) -> PoolRound:
+    return PoolRound(
+        parallelism=p.parallelism,
+        plan=p.plan,
+        engine=p.engine,
+        micro_batches=int(p.micro_batches),
+        members=tuple(
+            PoolMember(
+                member_id=m.member_id,
+                rank=int(m.rank),
+                windows=tuple(window_from_pb(w) for w in m.windows),
+                bytes_sent=int(m.bytes_sent),
+                bytes_received=int(m.bytes_received),
+                freq_hz=m.freq_hz,
+                dvfs_applied=bool(m.dvfs_applied),
+                stage_start=int(m.stage_start),
+                stage_stop=int(m.stage_stop),
+                compute_s=m.compute_s,
+                exchange_s=m.exchange_s,
+                predicted_energy_j=m.predicted_energy_j,
+            )
+            for m in p.members
+        ),
+        energy_j=p.energy_j,
+        dynamic_energy_j=p.dynamic_energy_j,
+        predicted_energy_j=p.predicted_energy_j,
+        predicted_step_s=p.predicted_step_s,
+        measured_step_s=p.measured_step_s,
+    )
+
+
 def report_from_pb(req: pb.RoundReport) -> Report:
     return Report(
         round=int(req.round),
@@ -95,6 +126,7 @@ def report_from_pb(req: pb.RoundReport) -> Report:
         link_kind=req.link_kind,
         link_profile=req.link_profile,
         raw_json=json_format.MessageToJson(req, preserving_proto_field_name=True, indent=None),
+        pool=pool_from_pb(req.pool) if req.HasField("pool") else None,
     )
 
 

@@ -143,9 +143,37 @@ ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE events ADD COLUMN last_at REAL;
 """
 
+# Issue 20: a participant that is a pool of boards (docs/pools.md): each member's own figures
+# per round, and on its report row the structure it trained with and the planner's prediction.
+_POOLS = """
+CREATE TABLE IF NOT EXISTS pool_members (
+    round INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    compute_energy_j REAL, compute_dynamic_j REAL, compute_time_s REAL,
+    exchange_energy_j REAL, exchange_dynamic_j REAL, exchange_time_s REAL,
+    bytes_sent INTEGER, bytes_received INTEGER,
+    freq_hz REAL, dvfs_applied INTEGER,
+    stage_start INTEGER, stage_stop INTEGER,
+    predicted_energy_j REAL,
+    power_source TEXT, power_scope TEXT, estimated INTEGER,
+    PRIMARY KEY (round, device_id, member_id)
+);
+ALTER TABLE reports ADD COLUMN pool_parallelism TEXT;
+ALTER TABLE reports ADD COLUMN pool_predicted_energy_j REAL;
+"""
+
 #: Migration i takes a store from version i to i + 1.
-MIGRATIONS: List[str] = [_SCHEMA_V1, _TRAIN_DEVICE_AND_GPU_RAIL, _LINK_RECORD, _EVENT_COUNTS]
+MIGRATIONS: List[str] = [
+    _SCHEMA_V1,
+    _TRAIN_DEVICE_AND_GPU_RAIL,
+    _LINK_RECORD,
+    _EVENT_COUNTS,
+    _POOLS,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = ("devices", "rounds", "assignments", "uploads", "reports", "events", "pool_members")
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -236,7 +264,42 @@ def report_columns(rep: Report) -> Dict[str, Any]:
         "update_norm": rep.update_norm,
         "error": rep.error or None,
         "report_json": rep.raw_json,
+        "pool_parallelism": rep.pool.parallelism if rep.pool is not None else None,
+        "pool_predicted_energy_j": rep.pool.predicted_energy_j if rep.pool is not None else None,
     }
+
+
+def pool_member_rows(rep: Report) -> List[Dict[str, Any]]:
+    """The pool_members rows of a pool's report (none for a single board)."""
+    if rep.pool is None:
+        return []
+    rows = []
+    for m in rep.pool.members:
+        comp, exch = m.window("compute"), m.window("exchange")
+        ref = comp or exch
+        rows.append(
+            {
+                "member_id": m.member_id,
+                "rank": m.rank,
+                "compute_energy_j": comp.energy_j if comp else None,
+                "compute_dynamic_j": comp.dynamic_energy_j if comp else None,
+                "compute_time_s": m.compute_s,
+                "exchange_energy_j": exch.energy_j if exch else None,
+                "exchange_dynamic_j": exch.dynamic_energy_j if exch else None,
+                "exchange_time_s": m.exchange_s,
+                "bytes_sent": m.bytes_sent,
+                "bytes_received": m.bytes_received,
+                "freq_hz": m.freq_hz,
+                "dvfs_applied": int(m.dvfs_applied),
+                "stage_start": m.stage_start,
+                "stage_stop": m.stage_stop,
+                "predicted_energy_j": m.predicted_energy_j,
+                "power_source": ref.source if ref else "",
+                "power_scope": ref.scope if ref else "",
+                "estimated": int(any(w.estimated for w in m.windows)),
+            }
+        )
+    return rows
 
 
 class Store:
@@ -277,7 +340,7 @@ class Store:
             return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
     def count(self, table: str) -> int:
-        if table not in ("devices", "rounds", "assignments", "uploads", "reports", "events"):
+        if table not in TABLES:
             raise ValueError(f"unknown table {table}")
         return int(self.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
 
@@ -442,6 +505,30 @@ class Store:
             self.query(
                 "SELECT 1 FROM reports WHERE round = ? AND device_id = ?", (round_no, device_id)
             )
+        )
+
+    def record_pool_members(
+        self, round_no: int, device_id: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """A pool's members' rows for a round (replacing any sent before)."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM pool_members WHERE round = ? AND device_id = ?", (round_no, device_id)
+            )
+            for row in rows:
+                cols = {"round": round_no, "device_id": device_id, **row}
+                names = ", ".join(cols)
+                marks = ", ".join("?" for _ in cols)
+                self._db.execute(
+                    f"INSERT INTO pool_members ({names}) VALUES ({marks})", list(cols.values())
+                )
+            self._db.commit()
+
+    def pool_members(self, round_no: Optional[int] = None) -> List[Dict[str, Any]]:
+        if round_no is None:
+            return self.query("SELECT * FROM pool_members ORDER BY round, device_id, rank")
+        return self.query(
+            "SELECT * FROM pool_members WHERE round = ? ORDER BY device_id, rank", (round_no,)
         )
 
     def reports(self, round_no: Optional[int] = None) -> List[Dict[str, Any]]:

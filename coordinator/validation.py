@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from coordinator.errors import InvalidRequest, InvalidUpdate, UploadTooLarge
-from coordinator.messages import Manifest, Registration, Report
+from coordinator.messages import Manifest, PoolRound, Registration, Report, Window
 from greenfed import codec
 
 MAX_TEXT = 256  # longest free-text field a device may send (board names, reasons)
@@ -33,6 +33,8 @@ MAX_SAMPLES = 10**9
 MAX_STEPS = 10**9
 MAX_WINDOWS = 16
 MAX_FREQ_STEPS = 256
+MAX_POOL_MEMBERS = 64
+MAX_BYTES = 1e15  # bytes a pool member may say it moved in one round
 MAX_LINK_MBPS = 1e5  # 100 Gbit/s
 MAX_UPDATE_STAT = 1e30  # norms, ranges and squared errors of an update: finite, >= 0, below this
 MAX_LOSS = 1e30
@@ -171,29 +173,60 @@ def check_frame_assignment(info: codec.FrameInfo, mode: str, bits: int, round_no
         )
 
 
-def check_report(rep: Report, max_bytes: Optional[int] = None, limit: int = MAX_TEXT) -> None:
-    """Ranges of every figure of a round report (``max_bytes``: the largest accepted frame)."""
-    if len(rep.windows) > MAX_WINDOWS:
-        raise InvalidRequest(f"a report may hold at most {MAX_WINDOWS} windows")
-    for w in rep.windows:
-        name = text(w.name, 32, "window name")
-        duration = finite(w.duration_s, f"windows[{name}].duration_s", 0.0, MAX_DURATION_S)
+def check_windows(windows: Sequence[Window], where: str, limit: int = MAX_TEXT) -> None:
+    """Ranges of measurement windows (a report's, or a pool member's): ``where`` names them."""
+    if len(windows) > MAX_WINDOWS:
+        raise InvalidRequest(f"{where}: a report may hold at most {MAX_WINDOWS} windows")
+    for w in windows:
+        name = f"{where}[{text(w.name, 32, 'window name')}]"
+        duration = finite(w.duration_s, f"{name}.duration_s", 0.0, MAX_DURATION_S)
         # Energy is power over time: bound it by the most power a machine draws over the
         # window (at least one second of it, so short windows keep some slack).
         most_j = min(MAX_ENERGY_J, MAX_POWER_W * max(duration, 1.0))
-        energy = finite(w.energy_j, f"windows[{name}].energy_j", 0.0, most_j)
+        energy = finite(w.energy_j, f"{name}.energy_j", 0.0, most_j)
         # Dynamic = energy - idle power x duration: never above the energy, and never below it
         # by more than the highest plausible idle power over the window.
-        finite(w.dynamic_energy_j, f"windows[{name}].dynamic_energy_j", energy - most_j, energy)
-        finite(w.mean_power_w, f"windows[{name}].mean_power_w", 0.0, MAX_POWER_W)
-        finite(w.peak_power_w, f"windows[{name}].peak_power_w", 0.0, MAX_POWER_W)
-        zero_or(w.mean_freq_hz, f"windows[{name}].mean_freq_hz", *FREQ_RANGE_HZ)
-        whole(w.samples, f"windows[{name}].samples", 0, MAX_SAMPLES)
+        finite(w.dynamic_energy_j, f"{name}.dynamic_energy_j", energy - most_j, energy)
+        finite(w.mean_power_w, f"{name}.mean_power_w", 0.0, MAX_POWER_W)
+        finite(w.peak_power_w, f"{name}.peak_power_w", 0.0, MAX_POWER_W)
+        zero_or(w.mean_freq_hz, f"{name}.mean_freq_hz", *FREQ_RANGE_HZ)
+        whole(w.samples, f"{name}.samples", 0, MAX_SAMPLES)
         # the GPU rail is a part of the window's total, never more than it
-        finite(w.gpu_energy_j, f"windows[{name}].gpu_energy_j", 0.0, w.energy_j * (1 + 1e-6))
+        finite(w.gpu_energy_j, f"{name}.gpu_energy_j", 0.0, w.energy_j * (1 + 1e-6))
         text(w.gpu_rail, limit, "gpu_rail")
         text(w.source, limit, "source")
         text(w.scope, limit, "scope")
+
+
+def check_pool(pool: PoolRound, limit: int = MAX_TEXT) -> None:
+    """A pool's part of a report: its members' windows and figures (docs/pools.md)."""
+    if not pool.members or len(pool.members) > MAX_POOL_MEMBERS:
+        raise InvalidRequest(f"pool: 1..{MAX_POOL_MEMBERS} members, got {len(pool.members)}")
+    for name in ("parallelism", "plan", "engine"):
+        text(getattr(pool, name), limit, f"pool.{name}")
+    for name in ("energy_j", "dynamic_energy_j", "predicted_energy_j"):
+        finite(getattr(pool, name), f"pool.{name}", -MAX_ENERGY_J, MAX_ENERGY_J)
+    for name in ("predicted_step_s", "measured_step_s"):
+        finite(getattr(pool, name), f"pool.{name}", 0.0, MAX_DURATION_S)
+    ids = [m.member_id for m in pool.members]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("pool: member ids must be unique")
+    for m in pool.members:
+        where = f"pool.members[{text(m.member_id, 64, 'pool member id')}]"
+        check_windows(m.windows, where, limit)
+        finite(float(m.bytes_sent), f"{where}.bytes_sent", 0.0, MAX_BYTES)
+        finite(float(m.bytes_received), f"{where}.bytes_received", 0.0, MAX_BYTES)
+        zero_or(m.freq_hz, f"{where}.freq_hz", *FREQ_RANGE_HZ)
+        finite(m.compute_s, f"{where}.compute_s", 0.0, MAX_DURATION_S)
+        finite(m.exchange_s, f"{where}.exchange_s", 0.0, MAX_DURATION_S)
+        finite(m.predicted_energy_j, f"{where}.predicted_energy_j", 0.0, MAX_ENERGY_J)
+
+
+def check_report(rep: Report, max_bytes: Optional[int] = None, limit: int = MAX_TEXT) -> None:
+    """Ranges of every figure of a round report (``max_bytes``: the largest accepted frame)."""
+    check_windows(rep.windows, "windows", limit)
+    if rep.pool is not None:
+        check_pool(rep.pool, limit)
     for name in ("train_time_s", "upload_time_s", "download_time_s"):
         finite(getattr(rep, name), name, 0.0, MAX_DURATION_S)
     for name in ("loss_first", "loss_last"):

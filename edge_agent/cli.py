@@ -9,7 +9,7 @@ from typing import List, Optional
 from greenfed import cli
 
 # Order shown in --help.
-SUBCOMMANDS: List[str] = ["run", "probe", "calibrate"]
+SUBCOMMANDS: List[str] = ["run", "probe", "calibrate", "pool-member", "pool-study"]
 DESCRIPTION = "greenfed edge agent: measures energy, trains locally, uploads quantized updates."
 
 

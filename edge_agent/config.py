@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from edge_agent.pool.config import PoolConfig
 from edge_agent.sensing import SensingConfig
 from greenfed.errors import ConfigError
 
@@ -93,6 +94,7 @@ class AgentConfig:
     tls: AgentTlsConfig = field(default_factory=AgentTlsConfig)
     link: LinkConfig = field(default_factory=LinkConfig)
     sensing: SensingConfig = field(default_factory=SensingConfig)
+    pool: Optional[PoolConfig] = None  # lead a pool of boards as one participant (docs/pools.md)
 
     def __post_init__(self) -> None:
         if not _ID_RE.match(self.device_id):

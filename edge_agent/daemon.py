@@ -24,16 +24,18 @@ from typing import Any, Dict, List, Optional
 
 import grpc
 
+from edge_agent.calibration import load_or_calibrate
 from edge_agent.client import FleetClient
 from edge_agent.config import AgentConfig
 from edge_agent.errors import Refused, Stopped
 from edge_agent.link_record import LinkRecord
 from edge_agent.pending import Pending, PendingStore
+from edge_agent.pool.errors import PoolRoundFailed
 from edge_agent.sensing import (
-    CalibrationError,
     CalibrationProfile,
     ComputeClock,
     CpuFreq,
+    DvfsResult,
     PowerMonitor,
     WindowResult,
     detect_power_source,
@@ -47,7 +49,6 @@ from greenfed.v1 import fleet_pb2 as pb
 
 log = logging.getLogger(__name__)
 # The uplink target a quick calibration names: how a quick profile is told from a full one.
-QUICK_UPLINK_TARGET = "loopback (quick calibration)"
 
 
 class Agent:
@@ -81,80 +82,21 @@ class Agent:
         self._measured_rate: Optional[float] = None  # bytes/s of the last upload
         self.rounds_done = 0
         self._round_deadline = float("inf")
+        self.pool: Optional[Any] = None  # edge_agent.pool.session.LeaderSession when leading
 
     # ------------------------------------------------------------------ setup
     def _load_profile(self) -> CalibrationProfile:
         """The profile at ``profile_path``, or a quick calibration; logged either way."""
-        path = self.cfg.profile_path
         where = "`profile`" if self.cfg.profile is not None else "state_dir/calibration.json"
-        if path.exists():
-            profile = CalibrationProfile.load(path)
-            if profile.train_device != self.device:
-                raise CalibrationError(
-                    f"the profile at {path} was calibrated on {profile.train_device}, but this "
-                    f"run trains on {self.device}: its coefficients do not hold here. Run "
-                    f"`greenfed-agent calibrate --device {self.device} --out {path}`, or "
-                    f"`greenfed-agent run --device {profile.train_device}`"
-                )
-            log.info(
-                "calibration profile %s (%s): measured %s, power %s%s, workload %s",
-                path,
-                where,
-                profile.created_at,
-                profile.source,
-                " (estimated)" if profile.estimated else "",
-                profile.workload,
-            )
-            if profile.uplink_target == QUICK_UPLINK_TARGET:
-                log.warning(
-                    "%s holds a quick calibration's profile (rough coefficients): stop the "
-                    "agent and run `greenfed-agent calibrate --device %s --out %s` for "
-                    "measured ones",
-                    path,
-                    self.device,
-                    path,
-                )
-            return profile
-        if not self.cfg.quick_calibration:
-            raise FileNotFoundError(
-                f"no calibration profile at {path} ({where}) and quick_calibration is off: "
-                f"run `greenfed-agent calibrate --device {self.device} --out {path}` (or "
-                "calibrate --config with this agent's TOML)"
-            )
-        log.warning(
-            "no calibration profile at %s (%s): running a quick calibration instead "
-            "(1 s at rest, one 1.5 s training step, 1 MiB to a loopback sink), rougher than "
-            "a full one; run `greenfed-agent calibrate --config <this agent's TOML>` and restart",
-            path,
+        return load_or_calibrate(
+            self.cfg.profile_path,
             where,
+            self.cfg.quick_calibration,
+            self.source,
+            self.clock,
+            self.cfg.sensing,
+            self.device,
         )
-        from edge_agent.sensing import LoopbackSink, calibrate
-        from edge_agent.training.workloads import default_workload
-
-        workload, name = default_workload("auto", 64, device=self.device)
-        monitor = PowerMonitor(self.source, self.clock, self.cfg.sensing)
-        with monitor, LoopbackSink() as sink:
-            profile = calibrate(
-                monitor,
-                self.clock,
-                workload,
-                sink.send,
-                workload_name=name,
-                uplink_target=QUICK_UPLINK_TARGET,
-                rest_s=1.0,
-                step_s=1.5,
-                max_steps=1,
-                upload_bytes=1 << 20,
-                device=self.device,
-            )
-        profile.notes.append("quick calibration at agent start: no profile existed")
-        try:  # kept, so a restart plans with the same coefficients; calibrate overwrites it
-            path.parent.mkdir(parents=True, exist_ok=True)
-            profile.save(path)
-            log.info("quick calibration saved to %s (calibrate replaces it)", path)
-        except (OSError, CalibrationError) as e:
-            log.warning("quick calibration not saved (%s): the next start calibrates again", e)
-        return profile
 
     def _setup(self) -> None:
         import torch
@@ -169,14 +111,22 @@ class Agent:
             self.source, self.clock, self.cfg.sensing, idle_power_w=self.profile.idle_power_w
         )
         self.monitor.start()
+        profile, board, status = self.profile, self.source.board_class, self.clock.dvfs_status()
+        if self.cfg.pool is not None:  # a pool registers as one participant (docs/pools.md)
+            from edge_agent.pool.session import DVFS_REASON, LeaderSession
+
+            self.pool = LeaderSession(
+                self.cfg, self.data.images, self.profile, self.monitor, self.clock
+            )
+            profile, board = self.pool.calibrate(), self.pool.board(board)
+            status = DvfsResult(False, DVFS_REASON)
         self.client = FleetClient(self.cfg, self.stop)
-        status = self.clock.dvfs_status()
         reply = self.client.register(
             pb.RegisterRequest(
                 agent_version=__version__,
                 samples=len(self.data),
-                profile=profile_pb(self.profile),
-                board=self.source.board_class,
+                profile=profile_pb(profile),
+                board=board,
                 dvfs_available=status.applied,
                 dvfs_reason=status.reason,
                 bits_min=self.cfg.bits_min,
@@ -186,8 +136,11 @@ class Agent:
                 device_name=device_name(self.device),
             )
         )
-        self.trainer: LocalTraining = make_training(
-            json.loads(reply.model_config_json), self.data.images, self.device
+        model_config = json.loads(reply.model_config_json)
+        self.trainer: LocalTraining = (
+            self.pool.training(model_config, self.data.images)
+            if self.pool is not None
+            else make_training(model_config, self.data.images, self.device)
         )
         self.max_update_bytes = int(reply.max_update_bytes)
         log.info(
@@ -202,6 +155,8 @@ class Agent:
         )
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         if self.monitor is not None:
             self.monitor.stop()
         self.clock.restore()
@@ -231,6 +186,8 @@ class Agent:
                     self.rounds_done += 1
                 except Refused as e:
                     log.warning("round %d: coordinator refused: %s", a.round, e)
+                except PoolRoundFailed as e:
+                    log.warning("round %d: the pool's round failed; nothing sent: %s", a.round, e)
                 last_round = a.round
             return 0
         except Stopped:
@@ -253,10 +210,12 @@ class Agent:
         self.pending.clear(keep_round=a.round)
         # Measured from receipt, not from the coordinator's clock: boards' clocks drift.
         self._round_deadline = time.monotonic() + float(a.deadline_s)
-        dvfs = self.clock.apply(a.freq_hz) if a.freq_hz > 0 else None
+        # A pool's planner sets its members' clocks; the assignment's is the pool's reference.
+        dvfs = self.clock.apply(a.freq_hz) if a.freq_hz > 0 and self.pool is None else None
         windows: List[WindowResult] = []
         report = pb.RoundReport(round=a.round, bits=a.bits, train_device=self.device)
         upload_window = (0.0, 0.0)  # wall-clock start and end of the upload, once it runs
+        send_report = True
         if dvfs is not None:
             report.dvfs_applied = dvfs.applied
             report.dvfs_reason = dvfs.reason
@@ -303,6 +262,9 @@ class Agent:
         except Refused as e:
             report.error = str(e)[:1000]
             raise
+        except PoolRoundFailed:
+            send_report = False  # the coordinator sees a late participant, nothing else
+            raise
         finally:
             if dvfs is not None and dvfs.applied:
                 self.clock.restore()
@@ -316,7 +278,8 @@ class Agent:
             )
             report.windows.extend(window_pb(w) for w in windows)
             try:
-                self.client.report(report)
+                if send_report:
+                    self.client.report(report)
             except Refused as e:
                 log.warning("round %d: report refused: %s", a.round, e)
 
@@ -388,6 +351,8 @@ class Agent:
             enc = codec.encode(result.update, codec_config_of(a))
         finally:
             windows.append(self.monitor.end_window("compute"))
+        if self.pool is not None:  # the pool's sum replaces the leader's own compute window
+            windows[-1] = self.pool.report(result, windows[-1], report)
         if enc.frame_bytes > self.max_update_bytes:
             raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

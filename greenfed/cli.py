@@ -1,6 +1,7 @@
 """The shape both command lines share: one module per subcommand, loaded when listed.
 
-Each subcommand lives in ``<package>.commands.<name>`` and exposes ``HELP``,
+Each subcommand lives in ``<package>.commands.<name>`` (``-`` in a name is ``_`` in the
+module's) and exposes ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch) happen inside
 ``run`` so that ``--help`` stays fast on a Raspberry Pi. Entry points only: library code
 never sees an argparse namespace.
@@ -23,7 +24,7 @@ def build_parser(
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in subcommands:
-        mod = importlib.import_module(f"{package}.commands.{name}")
+        mod = importlib.import_module(f"{package}.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -10,7 +10,7 @@ from edge_agent.commands.sensing_args import add_sensing_arguments, sensing_conf
 
 HELP = (
     "show the power source, rails, CPU and GPU clocks, DVFS support, and what this torch "
-    "can train on (CUDA, torch.distributed)"
+    "can train on (CUDA; torch.distributed, which a pool of boards needs)"
 )
 
 
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.pool.capability import detect
     from edge_agent.sensing import SensingError, make_context
     from edge_agent.sensing.probe import build_report, format_report
     from edge_agent.training.device import format_torch_report, torch_report
@@ -32,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"probe: {e}", file=sys.stderr)
         return 2
     report["torch"] = torch_report()
+    pool = detect()
+    report["pool"] = pool.to_dict()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_report(report, format_torch_report(report["torch"]).splitlines()))
+        print(pool.summary())
     return 0

@@ -108,9 +108,11 @@ def torch_report(torch: Any = None) -> Dict[str, Any]:
             torch = _torch()
         except ImportError as e:
             return {"importable": False, "error": str(e)}
+    from edge_agent.pool.capability import detect  # one check of torch.distributed
+
     cuda = bool(torch.cuda.is_available())
-    dist = getattr(torch, "distributed", None)
-    distributed = bool(dist is not None and dist.is_available())
+    pool = detect()
+    distributed = pool.distributed
     out: Dict[str, Any] = {
         "importable": True,
         "version": str(torch.__version__),
@@ -122,10 +124,7 @@ def torch_report(torch: Any = None) -> Dict[str, Any]:
         "auto_device": "cuda" if cuda else "cpu",
     }
     if not distributed:
-        out["distributed_reason"] = (
-            "torch.distributed.is_available() is False: this torch was built without it "
-            "(NVIDIA's stock JetPack wheels are); pools of boards need a build with it"
-        )
+        out["distributed_reason"] = pool.reason
     return out
 
 

@@ -243,7 +243,7 @@ class EnergyWindow(_message.Message):
     def __init__(self, name: _Optional[str] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., peak_power_w: _Optional[float] = ..., samples: _Optional[int] = ..., mean_freq_hz: _Optional[float] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., gpu_energy_j: _Optional[float] = ..., gpu_rail: _Optional[str] = ...) -> None: ...
 
 class RoundReport(_message.Message):
-    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "link_kind", "link_profile", "train_device")
+    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "link_kind", "link_profile", "train_device", "pool")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     DVFS_APPLIED_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +268,7 @@ class RoundReport(_message.Message):
     LINK_KIND_FIELD_NUMBER: _ClassVar[int]
     LINK_PROFILE_FIELD_NUMBER: _ClassVar[int]
     TRAIN_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
     round: int
     windows: _containers.RepeatedCompositeFieldContainer[EnergyWindow]
     dvfs_applied: bool
@@ -292,7 +293,66 @@ class RoundReport(_message.Message):
     link_kind: str
     link_profile: str
     train_device: str
-    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., link_kind: _Optional[str] = ..., link_profile: _Optional[str] = ..., train_device: _Optional[str] = ...) -> None: ...
+    pool: PoolReport
+    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., link_kind: _Optional[str] = ..., link_profile: _Optional[str] = ..., train_device: _Optional[str] = ..., pool: _Optional[_Union[PoolReport, _Mapping]] = ...) -> None: ...
+
+class PoolMemberReport(_message.Message):
+    __slots__ = ("member_id", "rank", "windows", "bytes_sent", "bytes_received", "freq_hz", "dvfs_applied", "dvfs_reason", "stage_start", "stage_stop", "compute_s", "exchange_s", "predicted_energy_j")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    FREQ_HZ_FIELD_NUMBER: _ClassVar[int]
+    DVFS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    DVFS_REASON_FIELD_NUMBER: _ClassVar[int]
+    STAGE_START_FIELD_NUMBER: _ClassVar[int]
+    STAGE_STOP_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_S_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_S_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    rank: int
+    windows: _containers.RepeatedCompositeFieldContainer[EnergyWindow]
+    bytes_sent: int
+    bytes_received: int
+    freq_hz: float
+    dvfs_applied: bool
+    dvfs_reason: str
+    stage_start: int
+    stage_stop: int
+    compute_s: float
+    exchange_s: float
+    predicted_energy_j: float
+    def __init__(self, member_id: _Optional[str] = ..., rank: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., freq_hz: _Optional[float] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., stage_start: _Optional[int] = ..., stage_stop: _Optional[int] = ..., compute_s: _Optional[float] = ..., exchange_s: _Optional[float] = ..., predicted_energy_j: _Optional[float] = ...) -> None: ...
+
+class PoolReport(_message.Message):
+    __slots__ = ("parallelism", "plan", "engine", "micro_batches", "members", "energy_j", "dynamic_energy_j", "predicted_energy_j", "predicted_step_s", "measured_step_s", "feasible", "reason")
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    MICRO_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    DYNAMIC_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_STEP_S_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_STEP_S_FIELD_NUMBER: _ClassVar[int]
+    FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    parallelism: str
+    plan: str
+    engine: str
+    micro_batches: int
+    members: _containers.RepeatedCompositeFieldContainer[PoolMemberReport]
+    energy_j: float
+    dynamic_energy_j: float
+    predicted_energy_j: float
+    predicted_step_s: float
+    measured_step_s: float
+    feasible: bool
+    reason: str
+    def __init__(self, parallelism: _Optional[str] = ..., plan: _Optional[str] = ..., engine: _Optional[str] = ..., micro_batches: _Optional[int] = ..., members: _Optional[_Iterable[_Union[PoolMemberReport, _Mapping]]] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., predicted_energy_j: _Optional[float] = ..., predicted_step_s: _Optional[float] = ..., measured_step_s: _Optional[float] = ..., feasible: bool = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReportReply(_message.Message):
     __slots__ = ("recorded",)

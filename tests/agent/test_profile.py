@@ -9,10 +9,10 @@ from typing import List
 
 import pytest
 
+from edge_agent.calibration import QUICK_UPLINK_TARGET, Agent
 from edge_agent.cli import main
 from edge_agent.commands.calibrate import profile_keys
 from edge_agent.config import AgentConfig
-from edge_agent.daemon import QUICK_UPLINK_TARGET, Agent
 from edge_agent.sensing import CalibrationProfile
 from greenfed.config import ConfigError, load_dataclass
 from tests.e2e.conftest import fixture_profile

@@ -19,6 +19,7 @@ from coordinator import cli as coordinator_cli
 from coordinator.config import CoordinatorConfig
 from edge_agent import cli as agent_cli
 from edge_agent.config import AgentConfig
+from edge_agent.pool.config import MemberConfig
 from greenfed.config import load_dataclass
 from tests.deploy.conftest import REPO
 
@@ -248,7 +249,9 @@ def doc_sections() -> Dict[Tuple[str, str], Dict[str, str]]:
     part = section = ""
     for line in (REPO / "docs" / "configuration.md").read_text().splitlines():
         if line.startswith("## "):
-            part = "agent" if "Agent" in line else "coordinator"
+            part = (
+                "agent" if "Agent" in line else "member" if "Pool member" in line else "coordinator"
+            )
         elif line.startswith("###"):
             title = line.lstrip("#").strip()
             section = "" if title == "top level" else title.strip("`[]")
@@ -280,7 +283,7 @@ def defaults(cls: type) -> Dict[str, Any]:
 
 def test_documented_defaults_equal_the_code() -> None:
     sections = doc_sections()
-    roots = {"agent": AgentConfig, "coordinator": CoordinatorConfig}
+    roots = {"agent": AgentConfig, "coordinator": CoordinatorConfig, "member": MemberConfig}
     assert ("agent", "sensing.ina2xx") in sections and ("coordinator", "tls") in sections
     checked = 0
     for (part, section), keys in sections.items():
@@ -290,7 +293,10 @@ def test_documented_defaults_equal_the_code() -> None:
         for key, cell in keys.items():
             value = code[key]
             if cell == "(required)":
-                assert (part, section, key) == ("agent", "", "device_id")
+                assert (part, section, key) in {
+                    ("agent", "", "device_id"),
+                    ("member", "", "member_id"),
+                }
                 continue
             if cell == "see below":
                 assert dataclasses.is_dataclass(value)
