@@ -52,12 +52,13 @@ class DistCapability:
         )
 
 
-def detect() -> DistCapability:
-    """Inspect the installed torch (imports torch; never raises)."""
-    try:
-        import torch
-    except ImportError as e:
-        return DistCapability("", False, False, False, False, f"torch is not importable: {e}")
+def detect(torch: Any = None) -> DistCapability:
+    """Inspect the installed torch, or ``torch`` as given (imports torch; never raises)."""
+    if torch is None:
+        try:
+            import torch
+        except ImportError as e:
+            return DistCapability("", False, False, False, False, f"torch is not importable: {e}")
     version = str(torch.__version__)
     dist = getattr(torch, "distributed", None)
     if dist is None or not dist.is_available():

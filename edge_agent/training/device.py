@@ -111,7 +111,7 @@ def torch_report(torch: Any = None) -> Dict[str, Any]:
     from edge_agent.pool.capability import detect  # one check of torch.distributed
 
     cuda = bool(torch.cuda.is_available())
-    pool = detect()
+    pool = detect(torch)
     distributed = pool.distributed
     out: Dict[str, Any] = {
         "importable": True,

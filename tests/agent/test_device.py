@@ -62,7 +62,7 @@ def test_auto_takes_cuda_where_torch_has_it_and_says_why_not_otherwise() -> None
         resolve_device("cuda", no_gpu)
     rep = torch_report(jetson)
     assert rep["cuda_available"] and rep["cuda_device"] == "cuda:0 Orin"
-    assert not rep["distributed"] and "built without it" in rep["distributed_reason"]
+    assert not rep["distributed"] and "built without torch.distributed" in rep["distributed_reason"]
 
 
 def test_the_config_and_the_cli_take_the_device() -> None:

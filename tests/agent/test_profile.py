@@ -9,10 +9,11 @@ from typing import List
 
 import pytest
 
-from edge_agent.calibration import QUICK_UPLINK_TARGET, Agent
+from edge_agent.calibration import QUICK_UPLINK_TARGET
 from edge_agent.cli import main
 from edge_agent.commands.calibrate import profile_keys
 from edge_agent.config import AgentConfig
+from edge_agent.daemon import Agent
 from edge_agent.sensing import CalibrationProfile
 from greenfed.config import ConfigError, load_dataclass
 from tests.e2e.conftest import fixture_profile
@@ -70,7 +71,7 @@ def test_run_uses_the_profile_and_says_which(
 ) -> None:
     cfg = AgentConfig(device_id="pi-1", state_dir=tmp_path, sysfs_root=BARE)
     fixture_profile(idle_power_w=3.25).save(cfg.profile_path)
-    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.calibration"):
         got = Agent(cfg)._load_profile()
     assert got.idle_power_w == 3.25 and got.workload == "test fixture (not measured)"
     assert f"calibration profile {cfg.profile_path} (state_dir/calibration.json)" in caplog.text
@@ -81,10 +82,10 @@ def test_without_a_profile_run_says_why_and_calibrates_quickly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = AgentConfig(device_id="pi-1", state_dir=tmp_path, sysfs_root=BARE)
-    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.calibration"):
         got = Agent(cfg)._load_profile()
     warning = [
-        r for r in caplog.records if r.levelno == logging.WARNING and r.name == "edge_agent.daemon"
+        r for r in caplog.records if r.levelno == logging.WARNING and r.name == "edge_agent.calibration"
     ]
     assert len(warning) == 1
     assert f"no calibration profile at {cfg.profile_path}" in warning[0].getMessage()
@@ -94,7 +95,7 @@ def test_without_a_profile_run_says_why_and_calibrates_quickly(
     assert saved.created_at == got.created_at
     assert "quick calibration at agent start: no profile existed" in saved.notes
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.calibration"):
         again = Agent(cfg)._load_profile()  # a restart: the same coefficients, and a warning
     assert again.created_at == got.created_at
     assert "holds a quick calibration's profile" in caplog.text
@@ -108,7 +109,7 @@ def test_an_unwritable_profile_place_does_not_stop_the_agent(
     cfg = AgentConfig(
         device_id="pi-1", state_dir=tmp_path, profile=blocker / "p.json", sysfs_root=BARE
     )
-    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.calibration"):
         got = Agent(cfg)._load_profile()
     assert got.uplink_target == QUICK_UPLINK_TARGET
     assert "quick calibration not saved" in caplog.text
