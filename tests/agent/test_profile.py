@@ -85,7 +85,9 @@ def test_without_a_profile_run_says_why_and_calibrates_quickly(
     with caplog.at_level(logging.INFO, logger="edge_agent.calibration"):
         got = Agent(cfg)._load_profile()
     warning = [
-        r for r in caplog.records if r.levelno == logging.WARNING and r.name == "edge_agent.calibration"
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "edge_agent.calibration"
     ]
     assert len(warning) == 1
     assert f"no calibration profile at {cfg.profile_path}" in warning[0].getMessage()

@@ -54,7 +54,9 @@ def test_cleanup_after_a_sigkilled_experiment(tmp_path: Path) -> None:
             proc.wait()
     # SIGKILL left everything behind: the namespaces, and the processes running in them.
     assert set(names) <= set(kernel.netns_list())
-    assert all(registry.alive(pid, None) for pid in inside)
+    # (a short-lived helper seen inside a namespace may have exited on its own meanwhile)
+    survivors = [pid for pid in inside if registry.alive(pid, None)]
+    assert survivors, "SIGKILL should have left the agents running in their namespaces"
     out = subprocess.run(
         [sys.executable, "-m", "coordinator.cli", "links", "cleanup"],
         capture_output=True, text=True, timeout=120, check=False,
@@ -62,5 +64,5 @@ def test_cleanup_after_a_sigkilled_experiment(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert names[0].split("-")[0] in out.stdout
     assert _state() == before
-    assert not any(registry.alive(pid, None) for pid in inside)
+    assert not any(registry.alive(pid, None) for pid in survivors)
     assert not any(r.prefix == names[0].split("-")[0] for r in registry.records())
