@@ -82,6 +82,11 @@ class Report:
     emulated_link: bool
     link_mbps: float
     error: str
+    # Personal LoRA adapters: the device's own models on its held-out images (None: not
+    # measured).
+    personal_fd: Optional[float] = None
+    global_fd_own: Optional[float] = None
+    own_eval_images: Optional[int] = None
     raw_json: str = field(default="{}", compare=False)
 
     def window(self, name: str) -> Optional[Window]:

@@ -86,6 +86,9 @@ def report_from_pb(req: pb.RoundReport) -> Report:
         emulated_link=bool(req.emulated_link),
         link_mbps=req.link_mbps,
         error=req.error,
+        personal_fd=req.personal_fd if req.HasField("personal_fd") else None,
+        global_fd_own=req.global_fd_own if req.HasField("global_fd_own") else None,
+        own_eval_images=int(req.own_eval_images) if req.HasField("own_eval_images") else None,
         raw_json=json_format.MessageToJson(req, preserving_proto_field_name=True, indent=None),
     )
 

@@ -119,8 +119,17 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# Version 2: LoRA adapters (docs/lora.md): the round's aggregation rule, and the quality of a
+# device's personal and global adapters on its own held-out images.
+_ADAPTERS_V2 = """
+ALTER TABLE rounds ADD COLUMN aggregation TEXT NOT NULL DEFAULT 'fedavg';
+ALTER TABLE reports ADD COLUMN personal_fd REAL;
+ALTER TABLE reports ADD COLUMN global_fd_own REAL;
+ALTER TABLE reports ADD COLUMN own_eval_images INTEGER;
+"""
+
 #: Migration i takes a store from version i to i + 1.
-MIGRATIONS: List[str] = [_SCHEMA_V1]
+MIGRATIONS: List[str] = [_SCHEMA_V1, _ADAPTERS_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -200,6 +209,9 @@ def report_columns(rep: Report) -> Dict[str, Any]:
         "update_range": rep.update_range,
         "update_norm": rep.update_norm,
         "error": rep.error or None,
+        "personal_fd": rep.personal_fd,
+        "global_fd_own": rep.global_fd_own,
+        "own_eval_images": rep.own_eval_images,
         "report_json": rep.raw_json,
     }
 

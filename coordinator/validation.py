@@ -24,6 +24,7 @@ MAX_POWER_W = 1e4
 MAX_FREQ_HZ = 1e11
 MAX_SAMPLES = 10**9
 MAX_WINDOWS = 16
+MAX_FD = 1e6  # a Fréchet distance of z-scored features; noise images score tens
 PROFILE_NUMBERS = (
     "idle_power_w",
     "kappa",
@@ -118,5 +119,11 @@ def check_report(rep: Report, limit: int = MAX_TEXT) -> None:
     if rep.bytes_up < 0 or rep.samples < 0 or rep.steps < 0:
         raise InvalidRequest("bytes_up, samples and steps must be >= 0")
     finite(rep.applied_freq_hz, "applied_freq_hz", 0.0, MAX_FREQ_HZ)
+    for name in ("personal_fd", "global_fd_own"):
+        value = getattr(rep, name)
+        if value is not None:
+            finite(value, name, 0.0, MAX_FD)
+    if rep.own_eval_images is not None and not 2 <= rep.own_eval_images <= MAX_SAMPLES:
+        raise InvalidRequest(f"own_eval_images must be in 2..1e9, got {rep.own_eval_images}")
     text(rep.error, 4 * limit, "error")
     text(rep.dvfs_reason, limit, "dvfs_reason")

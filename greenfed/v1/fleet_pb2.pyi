@@ -235,7 +235,7 @@ class EnergyWindow(_message.Message):
     def __init__(self, name: _Optional[str] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., peak_power_w: _Optional[float] = ..., samples: _Optional[int] = ..., mean_freq_hz: _Optional[float] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ...) -> None: ...
 
 class RoundReport(_message.Message):
-    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s")
+    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "personal_fd", "global_fd_own", "own_eval_images")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     DVFS_APPLIED_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,9 @@ class RoundReport(_message.Message):
     TRAIN_TIME_S_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_TIME_S_FIELD_NUMBER: _ClassVar[int]
     DOWNLOAD_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FD_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_FD_OWN_FIELD_NUMBER: _ClassVar[int]
+    OWN_EVAL_IMAGES_FIELD_NUMBER: _ClassVar[int]
     round: int
     windows: _containers.RepeatedCompositeFieldContainer[EnergyWindow]
     dvfs_applied: bool
@@ -278,7 +281,10 @@ class RoundReport(_message.Message):
     train_time_s: float
     upload_time_s: float
     download_time_s: float
-    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ...) -> None: ...
+    personal_fd: float
+    global_fd_own: float
+    own_eval_images: int
+    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., personal_fd: _Optional[float] = ..., global_fd_own: _Optional[float] = ..., own_eval_images: _Optional[int] = ...) -> None: ...
 
 class ReportReply(_message.Message):
     __slots__ = ("recorded",)

@@ -1,0 +1,199 @@
+"""Adapter training: the shipped backbone stays frozen, only LoRA adapters train (docs/lora.md).
+
+The coordinator's model configuration names everything the device builds::
+
+    "training_mode": "lora",
+    "backbone": {"name": "pi-small-digits", "sha256": "..."}    the frozen W₀ (shipped)
+    "lora": {"rank": 4, "alpha": 8.0, "targets": [...], "seed": 0}
+    "adapter_parts": ["A", "B"] (fedit) or ["B"] (ffa: A stays at its seeded value)
+    "personal": {"rank": 4, "holdout": 0.2, "eval_samples": 128, "metric": "mnist8"} or null
+
+The global model the device downloads is the global adapter's ``adapter_parts``; the update
+it uploads is their change, so d = the adapter's values (the allocator plans over that).
+
+Personal adapters: a second adapter on the same layers that never leaves the device. It trains
+together with the global one in every round (one optimizer, the same steps: no extra compute)
+and stays in memory across rounds (an agent restarted starts a fresh one). A share of the
+device's images (``holdout``) is kept out of training; after the upload :meth:`evaluate`
+samples the global model (backbone + global adapter as downloaded) and the personal one (the
+same plus the personal adapter) and scores both against those images with the data set's
+shipped feature classifier: the RoundReport's ``global_fd_own`` and ``personal_fd``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from edge_agent.errors import AgentError
+from greenfed.updates import update_of
+
+from .base import LocalPlan, LocalResult, LocalTraining
+
+log = logging.getLogger(__name__)
+MIN_HOLDOUT_IMAGES = 8
+
+
+def holdout_split(n: int, share: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices of n images: a seeded permutation, ``share`` held out."""
+    k = round(share * n)
+    if k < MIN_HOLDOUT_IMAGES or n - k < 1:
+        raise AgentError(
+            f"personal adapters hold out {share:.0%} of this device's {n} images, which "
+            f"leaves {k} to score them on (at least {MIN_HOLDOUT_IMAGES} needed): give the "
+            "device more images or the coordinator a larger lora.personal_holdout"
+        )
+    perm = np.random.RandomState(seed).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+class AdapterTraining(LocalTraining):
+    """LoRA adapters on the frozen shipped backbone (fedit: A and B train; ffa: B only)."""
+
+    name = "lora"
+
+    def __init__(self, model_config: Mapping[str, Any], images: np.ndarray) -> None:
+        from greenfed import ddpm
+        from greenfed.ddpm import lora
+        from greenfed.ddpm.backbone import load_backbone
+
+        self._ddpm, self._lora = ddpm, lora
+        try:
+            bb_cfg = model_config["backbone"]
+            bb_name, bb_sha = str(bb_cfg["name"]), str(bb_cfg["sha256"])
+            unet = ddpm.UNetConfig.from_dict(model_config["unet"])
+            self.lora_config = lora.LoraConfig.from_dict(model_config["lora"])
+            self.parts = tuple(str(p) for p in model_config["adapter_parts"])
+            personal: Optional[Mapping[str, Any]] = model_config.get("personal")
+        except (KeyError, TypeError, ValueError) as e:
+            raise AgentError(f"the coordinator's adapter configuration is unusable: {e}") from e
+        try:
+            backbone = load_backbone(bb_name, expect_sha256=bb_sha)
+        except ddpm.CheckpointError as e:
+            raise AgentError(str(e)) from e
+        if unet != backbone.unet:
+            raise AgentError(
+                f"the coordinator's model ({unet}) is not the backbone's ({backbone.unet})"
+            )
+        if not self.parts or set(self.parts) - set(lora.PARTS):
+            raise AgentError(f"adapter_parts must be a non-empty subset of A, B: {self.parts}")
+        self.model = ddpm.build_model(unet)
+        ddpm.set_state_arrays(self.model, backbone.arrays)
+        self.schedule = ddpm.NoiseSchedule.from_config(backbone.schedule)
+        lora.apply_lora(self.model, self.lora_config, lora.GLOBAL)
+        lora.set_trainable(self.model, lora.GLOBAL, self.parts)
+        self.images = images
+        self.heldout: Optional[np.ndarray] = None
+        self.personal = dict(personal) if personal else None
+        if self.personal is not None:
+            self._setup_personal(self.personal)
+        self._start: Dict[str, np.ndarray] = {}
+
+    def _setup_personal(self, personal: Mapping[str, Any]) -> None:
+        lora = self._lora
+        cfg = lora.LoraConfig(
+            rank=int(personal["rank"]),
+            alpha=self.lora_config.alpha,
+            targets=self.lora_config.targets,
+            seed=self.lora_config.seed + 1,
+        )
+        lora.apply_lora(self.model, cfg, lora.PERSONAL)
+        lora.set_trainable(self.model, lora.PERSONAL, lora.PARTS)
+        lora.set_trainable(self.model, lora.GLOBAL, self.parts)
+        metric = str(personal.get("metric", ""))
+        from greenfed.ddpm.quality import SHIPPED_CLASSIFIERS
+
+        if int(personal.get("eval_samples", 0)) > 0 and metric not in SHIPPED_CLASSIFIERS:
+            raise AgentError(
+                f"personal adapters are scored with a shipped classifier; {metric!r} is not one "
+                f"({', '.join(sorted(SHIPPED_CLASSIFIERS))})"
+            )
+        train, held = holdout_split(
+            len(self.images), float(personal["holdout"]), self.lora_config.seed
+        )
+        self.heldout = self.images[held]
+        self.images = self.images[train]
+        if int(personal.get("eval_samples", 0)) > 0:
+            try:
+                import torchmetrics  # noqa: F401
+            except ImportError as e:
+                raise AgentError(
+                    "the coordinator asks for personal-adapter scores (lora.personal_eval_samples"
+                    " > 0), which need torchmetrics on this device: pip install "
+                    "'greenfed[coordinator]', or set personal_eval_samples = 0"
+                ) from e
+
+    @property
+    def num_values(self) -> int:
+        return self._lora.num_values(
+            self._lora.adapter_shapes(self.model, self._lora.GLOBAL, self.parts)
+        )
+
+    def load_global(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self._lora.set_adapter_arrays(self.model, arrays, self._lora.GLOBAL)
+        self._start = {k: np.array(v, dtype=np.float32) for k, v in arrays.items()}
+
+    def _global_arrays(self) -> Dict[str, np.ndarray]:
+        return self._lora.adapter_arrays(self.model, self._lora.GLOBAL, self.parts)
+
+    def train(self, plan: LocalPlan) -> LocalResult:
+        ddpm = self._ddpm
+        result = ddpm.train_local(
+            self.model,
+            self.schedule,
+            self.images,
+            ddpm.TrainConfig(
+                steps=plan.steps,
+                batch_size=plan.batch_size,
+                lr=plan.learning_rate,
+                seed=plan.seed,
+                num_threads=plan.num_threads,
+                max_seconds=plan.max_seconds,
+            ),
+        )
+        return LocalResult(
+            update=update_of(self._global_arrays(), self._start),
+            samples=int(result.samples),
+            steps=int(result.steps),
+            losses=[float(x) for x in result.losses if np.isfinite(x)],
+            stopped_early=bool(result.stopped_early),
+        )
+
+    @property
+    def evaluates(self) -> bool:
+        return self.personal is not None and int(self.personal.get("eval_samples", 0)) > 0
+
+    def evaluate(self) -> Dict[str, float]:
+        """``global_fd_own`` and ``personal_fd`` on the held-out images (see the module
+        docstring); nothing without personal adapters or before the first round."""
+        if not self.evaluates or self.heldout is None or not self._start:
+            return {}
+        assert self.personal is not None
+        n = min(int(self.personal.get("eval_samples", 0)), len(self.heldout))
+        if n < 2:
+            return {}
+        from greenfed.ddpm.quality import SHIPPED_CLASSIFIERS
+
+        ddpm, lora = self._ddpm, self._lora
+        metric = ddpm.QualityMetric(
+            train=ddpm.ImageData(self.images, None, "own training images"),
+            heldout=ddpm.ImageData(self.heldout, None, "own held-out images"),
+            feature_weights=SHIPPED_CLASSIFIERS[str(self.personal["metric"])],
+        )
+        trained = self._global_arrays()
+        lora.set_adapter_arrays(self.model, self._start, lora.GLOBAL)
+        try:
+            with lora.disabled(self.model, lora.PERSONAL):
+                global_fd = metric.fd(ddpm.sample(self.model, self.schedule, n, steps=50, seed=0))
+            personal_fd = metric.fd(ddpm.sample(self.model, self.schedule, n, steps=50, seed=0))
+        finally:
+            lora.set_adapter_arrays(self.model, trained, lora.GLOBAL)
+        log.info(
+            "own held-out images (%d): FD global %.3f, personal %.3f",
+            n,
+            global_fd,
+            personal_fd,
+        )
+        return {"global_fd_own": global_fd, "personal_fd": personal_fd, "own_eval_images": n}
