@@ -74,14 +74,13 @@ class AdapterHost(FineTuneHost):
             raise ConfigError(f"lora: {e}") from e
         self.personal: Optional[Dict[str, Any]] = None
         if cfg.lora.personal:
-            if cfg.lora.personal_eval_samples > 0 and self.shipped_eval is None:
+            if self.shipped_eval is None:
                 raise ConfigError(
-                    "lora.personal_eval_samples > 0: devices score their models with the "
-                    "classifier of a shipped data set, and eval_data is none (set "
-                    "personal_eval_samples = 0 or evaluate on mnist8 / digits)"
+                    "lora.personal: devices score their personal adapters with the classifier "
+                    "of a shipped data set, and eval_data is none (evaluate on mnist8 or "
+                    "digits, or leave personal off)"
                 )
             self.personal = {
-                "rank": cfg.lora.personal_rank,
                 "holdout": cfg.lora.personal_holdout,
                 "eval_samples": cfg.lora.personal_eval_samples,
                 "metric": self.shipped_eval or "",

@@ -32,30 +32,32 @@ class LoraSettings:
 
     ``targets``: layers to adapt, fnmatch patterns over the UNet's module names (the residual
     blocks' 3×3 convolutions by default);
+    ``personal``: each device keeps the adapter it tuned in its round (global + its own
+    update) as its personal adapter, and scores it against the global one on images it held
+    out of training (RoundReport personal_fd, global_fd_own);
     ``personal_holdout``: share of each device's images kept out of training to score its models;
-    ``personal_eval_samples``: images a device samples per score of its models (0: no scores).
+    ``personal_eval_samples``: images a device samples for each of the two scores.
     """
 
     rank: int = 4  # adapter rank r
     alpha: float = 8.0  # adapter scaling α: a layer's ΔW = (α/r)·B·A
     targets: List[str] = field(default_factory=lambda: ["*.conv1", "*.conv2"])
     seed: int = 0  # seed of A's initialisation, shared by every device (ffa keeps A there)
-    personal: bool = False  # each device also trains an adapter of its own, never uploaded
-    personal_rank: int = 4  # rank of the personal adapters
+    personal: bool = False
     personal_holdout: float = 0.2
     personal_eval_samples: int = 128
 
     def __post_init__(self) -> None:
-        if self.rank < 1 or self.personal_rank < 1:
-            raise ValueError("lora.rank and lora.personal_rank must be >= 1")
+        if self.rank < 1:
+            raise ValueError("lora.rank must be >= 1")
         if not self.alpha > 0:
             raise ValueError("lora.alpha must be > 0")
         if not self.targets:
             raise ValueError("lora.targets must name at least one layer pattern")
         if not 0.0 < self.personal_holdout < 1.0:
             raise ValueError("lora.personal_holdout must be in (0, 1)")
-        if self.personal_eval_samples < 0:
-            raise ValueError("lora.personal_eval_samples must be >= 0")
+        if self.personal_eval_samples < 2:
+            raise ValueError("lora.personal_eval_samples must be >= 2 (a Fréchet distance)")
 
 
 @dataclass
@@ -101,7 +103,7 @@ class CoordinatorConfig:
     stream_idle_s: float = 30.0  # an upload stream that sends nothing this long is cut
     max_update_norm_ratio: float = 0.0  # >0: refuse updates this many times above the median
     metrics_port: int = 0  # Prometheus metrics on this port (0: off)
-    lora: LoraSettings = field(default_factory=LoraSettings)  # the [lora] table below
+    lora: LoraSettings = field(default_factory=LoraSettings)  # adapters: the [lora] table below
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property

@@ -6,18 +6,19 @@ The coordinator's model configuration names everything the device builds::
     "backbone": {"name": "pi-small-digits", "sha256": "..."}    the frozen W₀ (shipped)
     "lora": {"rank": 4, "alpha": 8.0, "targets": [...], "seed": 0}
     "adapter_parts": ["A", "B"] (fedit) or ["B"] (ffa: A stays at its seeded value)
-    "personal": {"rank": 4, "holdout": 0.2, "eval_samples": 128, "metric": "mnist8"} or null
+    "personal": {"holdout": 0.2, "eval_samples": 128, "metric": "mnist8"} or null
 
 The global model the device downloads is the global adapter's ``adapter_parts``; the update
 it uploads is their change, so d = the adapter's values (the allocator plans over that).
 
-Personal adapters: a second adapter on the same layers that never leaves the device. It trains
-together with the global one in every round (one optimizer, the same steps: no extra compute)
-and stays in memory across rounds (an agent restarted starts a fresh one). A share of the
-device's images (``holdout``) is kept out of training; after the upload :meth:`evaluate`
-samples the global model (backbone + global adapter as downloaded) and the personal one (the
-same plus the personal adapter) and scores both against those images with the data set's
-shipped feature classifier: the RoundReport's ``global_fd_own`` and ``personal_fd``.
+Personal adapters (FedGen-Edge's "personalization for free"): the device keeps the adapter it
+tuned this round, i.e. its own update on top of the global adapter, P_k = G + Δ_k, instead of
+discarding it after the upload. It costs no extra training and leaves the global adapter's
+training untouched. A share of the device's images (``holdout``) is kept out of training;
+after the upload :meth:`evaluate` samples backbone + G (the global adapter as downloaded) and
+backbone + P_k and scores both against those images with the data set's shipped feature
+classifier: the RoundReport's ``global_fd_own`` and ``personal_fd``. P_k lives in memory (an
+agent restarted keeps none until its next round).
 """
 
 from __future__ import annotations
@@ -90,40 +91,29 @@ class AdapterTraining(LocalTraining):
         if self.personal is not None:
             self._setup_personal(self.personal)
         self._start: Dict[str, np.ndarray] = {}
+        self.personal_adapter: Dict[str, np.ndarray] = {}  # P_k = G + Δ_k of the last round
 
     def _setup_personal(self, personal: Mapping[str, Any]) -> None:
-        lora = self._lora
-        cfg = lora.LoraConfig(
-            rank=int(personal["rank"]),
-            alpha=self.lora_config.alpha,
-            targets=self.lora_config.targets,
-            seed=self.lora_config.seed + 1,
-        )
-        lora.apply_lora(self.model, cfg, lora.PERSONAL)
-        lora.set_trainable(self.model, lora.PERSONAL, lora.PARTS)
-        lora.set_trainable(self.model, lora.GLOBAL, self.parts)
-        metric = str(personal.get("metric", ""))
         from greenfed.ddpm.quality import SHIPPED_CLASSIFIERS
 
-        if int(personal.get("eval_samples", 0)) > 0 and metric not in SHIPPED_CLASSIFIERS:
+        metric = str(personal.get("metric", ""))
+        if metric not in SHIPPED_CLASSIFIERS:
             raise AgentError(
                 f"personal adapters are scored with a shipped classifier; {metric!r} is not one "
                 f"({', '.join(sorted(SHIPPED_CLASSIFIERS))})"
             )
+        try:
+            import torchmetrics  # noqa: F401
+        except ImportError as e:
+            raise AgentError(
+                "the coordinator asks for personal-adapter scores (lora.personal), which need "
+                "torchmetrics on this device: pip install 'greenfed[coordinator]'"
+            ) from e
         train, held = holdout_split(
             len(self.images), float(personal["holdout"]), self.lora_config.seed
         )
         self.heldout = self.images[held]
         self.images = self.images[train]
-        if int(personal.get("eval_samples", 0)) > 0:
-            try:
-                import torchmetrics  # noqa: F401
-            except ImportError as e:
-                raise AgentError(
-                    "the coordinator asks for personal-adapter scores (lora.personal_eval_samples"
-                    " > 0), which need torchmetrics on this device: pip install "
-                    "'greenfed[coordinator]', or set personal_eval_samples = 0"
-                ) from e
 
     @property
     def num_values(self) -> int:
@@ -153,8 +143,11 @@ class AdapterTraining(LocalTraining):
                 max_seconds=plan.max_seconds,
             ),
         )
+        tuned = self._global_arrays()
+        if self.personal is not None:
+            self.personal_adapter = tuned  # kept on the device: its personal adapter
         return LocalResult(
-            update=update_of(self._global_arrays(), self._start),
+            update=update_of(tuned, self._start),
             samples=int(result.samples),
             steps=int(result.steps),
             losses=[float(x) for x in result.losses if np.isfinite(x)],
@@ -163,17 +156,14 @@ class AdapterTraining(LocalTraining):
 
     @property
     def evaluates(self) -> bool:
-        return self.personal is not None and int(self.personal.get("eval_samples", 0)) > 0
+        return self.personal is not None
 
     def evaluate(self) -> Dict[str, float]:
         """``global_fd_own`` and ``personal_fd`` on the held-out images (see the module
         docstring); nothing without personal adapters or before the first round."""
-        if not self.evaluates or self.heldout is None or not self._start:
+        if self.personal is None or self.heldout is None or not self.personal_adapter:
             return {}
-        assert self.personal is not None
-        n = min(int(self.personal.get("eval_samples", 0)), len(self.heldout))
-        if n < 2:
-            return {}
+        n = min(int(self.personal["eval_samples"]), len(self.heldout))
         from greenfed.ddpm.quality import SHIPPED_CLASSIFIERS
 
         ddpm, lora = self._ddpm, self._lora
@@ -182,14 +172,14 @@ class AdapterTraining(LocalTraining):
             heldout=ddpm.ImageData(self.heldout, None, "own held-out images"),
             feature_weights=SHIPPED_CLASSIFIERS[str(self.personal["metric"])],
         )
-        trained = self._global_arrays()
-        lora.set_adapter_arrays(self.model, self._start, lora.GLOBAL)
-        try:
-            with lora.disabled(self.model, lora.PERSONAL):
-                global_fd = metric.fd(ddpm.sample(self.model, self.schedule, n, steps=50, seed=0))
-            personal_fd = metric.fd(ddpm.sample(self.model, self.schedule, n, steps=50, seed=0))
-        finally:
-            lora.set_adapter_arrays(self.model, trained, lora.GLOBAL)
+        fds = {}
+        for name, adapter in (
+            ("global_fd_own", self._start),
+            ("personal_fd", self.personal_adapter),
+        ):
+            lora.set_adapter_arrays(self.model, adapter, lora.GLOBAL)
+            fds[name] = metric.fd(ddpm.sample(self.model, self.schedule, n, steps=50, seed=0))
+        global_fd, personal_fd = fds["global_fd_own"], fds["personal_fd"]
         log.info(
             "own held-out images (%d): FD global %.3f, personal %.3f",
             n,

@@ -24,7 +24,6 @@ that do not fit the wrapped model.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import math
@@ -39,7 +38,6 @@ from torch.nn import functional as F
 from .errors import CheckpointError, ModelConfigError
 
 GLOBAL = "global"  # the adapter every device shares and uploads updates of
-PERSONAL = "personal"  # a device's own adapter on top of the global one; never uploaded
 PARTS = ("A", "B")
 #: The residual blocks' 3×3 convolutions: most of the UNet's weights.
 DEFAULT_TARGETS = ("*.conv1", "*.conv2")
@@ -115,7 +113,6 @@ class LoraLayer(nn.Module):
         self.base = base
         self.adapters = nn.ModuleDict()
         self.merged: List[str] = []
-        self.disabled: List[str] = []
         for p in base.parameters():
             p.requires_grad_(False)
 
@@ -146,7 +143,7 @@ class LoraLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
         for name, branch in self.branches():
-            if name in self.merged or name in self.disabled:
+            if name in self.merged:
                 continue
             if self.is_conv:
                 conv: Any = self.base
@@ -280,21 +277,6 @@ def unmerge(model: nn.Module, adapter: str = GLOBAL) -> None:
     """Take ``adapter`` out of the weights again (exact up to float rounding)."""
     for _, layer, _ in _branches(model, adapter):
         layer.unmerge(adapter)
-
-
-@contextlib.contextmanager
-def disabled(model: nn.Module, adapter: str) -> Iterator[None]:
-    """Run the model without ``adapter``'s branch inside the ``with`` block (not merged)."""
-    layers = [layer for _, layer, _ in _branches(model, adapter)]
-    for layer in layers:
-        if adapter in layer.merged:
-            raise CheckpointError(f"adapter {adapter!r} is merged: unmerge it first")
-        layer.disabled.append(adapter)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.disabled.remove(adapter)
 
 
 def delta_weight(a: np.ndarray, b: np.ndarray, scaling: float) -> np.ndarray:

@@ -126,15 +126,3 @@ def test_targets_that_match_nothing_and_bad_ranks_are_refused() -> None:
         lora.LoraConfig(rank=0)
     with pytest.raises(ModelConfigError, match="unknown"):
         lora.LoraConfig.from_dict({"rank": 2, "colour": "red"})
-
-
-def test_a_disabled_adapter_does_not_run() -> None:
-    model = _adapted()
-    lora.apply_lora(model, lora.LoraConfig(rank=2, targets=TARGETS, seed=1), lora.PERSONAL)
-    _randomise_b(model, lora.GLOBAL, 1)
-    _randomise_b(model, lora.PERSONAL, 2)
-    both = _out(model)
-    with lora.disabled(model, lora.PERSONAL):
-        only_global = _out(model)
-    assert not torch.allclose(both, only_global)
-    assert torch.equal(_out(model), both)
