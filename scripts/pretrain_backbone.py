@@ -18,7 +18,6 @@ scripts/make_mnist8.py), each beside that metric's real-vs-real floor and noise 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from greenfed.ddpm import (  # noqa: E402
     train_local,
 )
 from greenfed.ddpm.backbone import BACKBONES, DEFAULT_BACKBONE, backbone_bytes  # noqa: E402
+from scripts.benchlib import write_or_check  # noqa: E402
 
 DATA = "digits:split=train"
 PRESET = "pi-small"
@@ -110,15 +110,8 @@ def main() -> int:
         "made_by": "scripts/pretrain_backbone.py",
     }
     blob = backbone_bytes(model.config, schedule.config, get_state_arrays(model), meta)
-    digest = hashlib.sha256(blob).hexdigest()
-    print(f"{len(blob)} bytes, sha256 {digest}; {time.monotonic() - t0:.0f} s in all")
-    if args.check:
-        same = args.out.is_file() and args.out.read_bytes() == blob
-        print(f"{args.out}: {'identical' if same else 'DIFFERS from the retrained weights'}")
-        return 0 if same else 1
-    args.out.write_bytes(blob)
-    print(f"wrote {args.out}")
-    return 0
+    print(f"{time.monotonic() - t0:.0f} s in all")
+    return write_or_check(args.out, blob, args.check)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from edge_agent.errors import AgentError
-from greenfed.updates import update_of
 
-from .base import LocalPlan, LocalResult, LocalTraining
+from .base import LocalPlan, LocalResult
+from .full import FullModelTraining
 
 log = logging.getLogger(__name__)
 MIN_HOLDOUT_IMAGES = 8
@@ -50,8 +50,11 @@ def holdout_split(n: int, share: float, seed: int) -> Tuple[np.ndarray, np.ndarr
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-class AdapterTraining(LocalTraining):
-    """LoRA adapters on the frozen shipped backbone (fedit: A and B train; ffa: B only)."""
+class AdapterTraining(FullModelTraining):
+    """LoRA adapters on the frozen shipped backbone (fedit: A and B train; ffa: B only).
+
+    The full-model mode's training loop, on a model whose only trainable weights are the
+    adapter factors; the global model and the update are those factors."""
 
     name = "lora"
 
@@ -60,8 +63,9 @@ class AdapterTraining(LocalTraining):
         from greenfed.ddpm import lora
         from greenfed.ddpm.backbone import load_backbone
 
-        self._ddpm, self._lora = ddpm, lora
+        self._lora = lora
         try:
+            super().__init__(model_config, images)  # the plain UNet, schedule and images
             bb_cfg = model_config["backbone"]
             bb_name, bb_sha = str(bb_cfg["name"]), str(bb_cfg["sha256"])
             unet = ddpm.UNetConfig.from_dict(model_config["unet"])
@@ -80,17 +84,14 @@ class AdapterTraining(LocalTraining):
             )
         if not self.parts or set(self.parts) - set(lora.PARTS):
             raise AgentError(f"adapter_parts must be a non-empty subset of A, B: {self.parts}")
-        self.model = ddpm.build_model(unet)
         ddpm.set_state_arrays(self.model, backbone.arrays)
         self.schedule = ddpm.NoiseSchedule.from_config(backbone.schedule)
         lora.apply_lora(self.model, self.lora_config, lora.GLOBAL)
         lora.set_trainable(self.model, lora.GLOBAL, self.parts)
-        self.images = images
         self.heldout: Optional[np.ndarray] = None
         self.personal = dict(personal) if personal else None
         if self.personal is not None:
             self._setup_personal(self.personal)
-        self._start: Dict[str, np.ndarray] = {}
         self.personal_adapter: Dict[str, np.ndarray] = {}  # P_k = G + Δ_k of the last round
 
     def _setup_personal(self, personal: Mapping[str, Any]) -> None:
@@ -125,34 +126,14 @@ class AdapterTraining(LocalTraining):
         self._lora.set_adapter_arrays(self.model, arrays, self._lora.GLOBAL)
         self._start = {k: np.array(v, dtype=np.float32) for k, v in arrays.items()}
 
-    def _global_arrays(self) -> Dict[str, np.ndarray]:
+    def _current(self) -> Dict[str, np.ndarray]:
         return self._lora.adapter_arrays(self.model, self._lora.GLOBAL, self.parts)
 
     def train(self, plan: LocalPlan) -> LocalResult:
-        ddpm = self._ddpm
-        result = ddpm.train_local(
-            self.model,
-            self.schedule,
-            self.images,
-            ddpm.TrainConfig(
-                steps=plan.steps,
-                batch_size=plan.batch_size,
-                lr=plan.learning_rate,
-                seed=plan.seed,
-                num_threads=plan.num_threads,
-                max_seconds=plan.max_seconds,
-            ),
-        )
-        tuned = self._global_arrays()
+        result = super().train(plan)
         if self.personal is not None:
-            self.personal_adapter = tuned  # kept on the device: its personal adapter
-        return LocalResult(
-            update=update_of(tuned, self._start),
-            samples=int(result.samples),
-            steps=int(result.steps),
-            losses=[float(x) for x in result.losses if np.isfinite(x)],
-            stopped_early=bool(result.stopped_early),
-        )
+            self.personal_adapter = self._current()  # kept on the device: its personal adapter
+        return result
 
     @property
     def evaluates(self) -> bool:
