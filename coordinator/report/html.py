@@ -15,12 +15,16 @@ from typing import Any, Dict, Mapping, Sequence
 from coordinator.report.plots import PLOT_TITLES
 from coordinator.report.summary import SchemeSummary
 from coordinator.report.text import (
+    ADAPTER_HEADER,
+    ADAPTER_NOTES,
     DATA_HEADER,
     ENERGY_HEADER,
     NOTES,
+    adapter_rows,
     banner,
     data_rows,
     energy_rows,
+    has_adapters,
 )
 from coordinator.report.verdict import NO, YES, Finding
 
@@ -87,6 +91,14 @@ def render_html(
         "<h2>Bytes, bits, round time, quality</h2>",
         _table(DATA_HEADER, data_rows(summaries)),
         f"<p>{_e(NOTES)}</p>",
+    ]
+    if has_adapters(summaries):
+        parts += [
+            "<h2>Full model and adapters</h2>",
+            _table(ADAPTER_HEADER, adapter_rows(summaries)),
+            f"<p>{_e(ADAPTER_NOTES)}</p>",
+        ]
+    parts += [
         "<h2>Plots</h2>",
     ]
     for name, path in plots.items():

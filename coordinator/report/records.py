@@ -20,7 +20,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from coordinator.errors import ReportError
 
@@ -39,9 +39,20 @@ class SchemeRecords:
     devices: List[Dict[str, Any]]
 
     @property
+    def aggregation(self) -> str:
+        """The run's aggregation rule (stores before adapters existed: fedavg)."""
+        rules = sorted({str(r.get("aggregation") or "fedavg") for r in self.rounds})
+        return rules[0] if len(rules) == 1 else "mixed"
+
+    @property
     def scheme(self) -> str:
+        """The run's name in a report: its scheme, prefixed by the aggregation rule when that
+        is not full-model FedAvg (``ffa-on-demand``), as ``experiment`` names its folders."""
         schemes = sorted({str(r["scheme"]) for r in self.rounds})
-        return schemes[0] if len(schemes) == 1 else self.label
+        if len(schemes) != 1:
+            return self.label
+        rule = self.aggregation
+        return schemes[0] if rule == "fedavg" else f"{rule}-{schemes[0]}"
 
     def completed(self) -> List[Dict[str, Any]]:
         return [r for r in self.rounds if r["status"] == "completed"]
@@ -74,8 +85,11 @@ _REPORT_COLS = (
     "comm_dynamic_j", "comm_time_s", "power_source", "power_scope", "estimated",
     "mean_freq_hz", "applied_freq_hz", "dvfs_applied", "bytes_up", "samples", "steps",
     "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error",
-    "update_error_bound", "update_range", "update_norm",
+    "update_error_bound", "update_range", "update_norm", "personal_fd", "global_fd_own",
+    "own_eval_images",
 )  # fmt: skip
+# Report columns added by a later store version: read as NULL from older stores.
+_LATER_REPORT_COLS = ("personal_fd", "global_fd_own", "own_eval_images")
 _RENAMED = {
     "p.bits": "report_bits",
     "p.error": "report_error",
@@ -92,13 +106,20 @@ _SELECT = [
     *_RENAMED.items(),
 ]
 DEVICE_ROUND_COLUMNS: List[str] = [alias for _, alias in _SELECT]
-_DEVICE_ROUND_SQL = (
-    "SELECT "
-    + ", ".join(f"{expr} AS {alias}" for expr, alias in _SELECT)
-    + " FROM assignments a JOIN rounds r ON r.round = a.round"
-    + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
-    + " ORDER BY a.round, a.device_id"
-)
+
+
+def _device_round_sql(report_columns: Set[str]) -> str:
+    exprs = [
+        "NULL" if expr[2:] in _LATER_REPORT_COLS and expr[2:] not in report_columns else expr
+        for expr, _ in _SELECT
+    ]
+    return (
+        "SELECT "
+        + ", ".join(f"{e} AS {alias}" for e, (_, alias) in zip(exprs, _SELECT))
+        + " FROM assignments a JOIN rounds r ON r.round = a.round"
+        + " LEFT JOIN reports p ON p.round = a.round AND p.device_id = a.device_id"
+        + " ORDER BY a.round, a.device_id"
+    )
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -123,7 +144,8 @@ def load_store(path: Path, label: Optional[str] = None) -> SchemeRecords:
     db = _connect_ro(path)
     try:
         rounds = [dict(r) for r in db.execute("SELECT * FROM rounds ORDER BY round")]
-        device_rounds = [dict(r) for r in db.execute(_DEVICE_ROUND_SQL)]
+        columns = {str(r[1]) for r in db.execute("PRAGMA table_info(reports)")}
+        device_rounds = [dict(r) for r in db.execute(_device_round_sql(columns))]
         devices = [
             dict(r)
             for r in db.execute(
@@ -159,10 +181,13 @@ def load_run(source: Path) -> RunRecords:
         except ValueError as e:
             raise ReportError(f"{exp_path}: not valid JSON ({e})") from e
         paths = []
-        for scheme in experiment.get("schemes", []):
-            p = source / scheme / "state" / STORE_NAME
+        # "runs" (aggregation x scheme, named like ffa-on-demand) where an experiment compared
+        # aggregation rules, else one run per scheme.
+        labels = [r["label"] for r in experiment.get("runs", [])] or experiment.get("schemes", [])
+        for label in labels:
+            p = source / label / "state" / STORE_NAME
             if p.is_file():
-                paths.append((p, scheme))
+                paths.append((p, label))
     else:
         paths = [(p, None) for p in _stores_in(source)]
     if not paths:

@@ -69,6 +69,15 @@ class SchemeSummary:
     estimated: str = "none"  # "all", "some" or "none" of the counted device-rounds
     emulated_link: str = "none"
     link_mbps: List[float] = field(default_factory=list)
+    aggregation: str = "fedavg"
+    # Personal adapters, in the last completed round where devices scored them: devices
+    # scored, how many scored their personal model better than the global one on their own
+    # held-out images, and the mean FDs.
+    personal_round: Optional[int] = None
+    personal_devices: int = 0
+    personal_wins: int = 0
+    personal_fd_mean: Optional[float] = None
+    global_fd_own_mean: Optional[float] = None
 
     @property
     def total_energy_j(self) -> float:
@@ -107,6 +116,19 @@ def counted_rows(records: SchemeRecords) -> List[Dict[str, Any]]:
     return [r for r in records.device_rounds if r["round_status"] == "completed"]
 
 
+def personal_scores(records: SchemeRecords) -> Tuple[Optional[int], List[Dict[str, Any]]]:
+    """The last completed round in which devices scored personal adapters, and those rows."""
+    scored = [
+        r
+        for r in counted_rows(records)
+        if r.get("personal_fd") is not None and r.get("global_fd_own") is not None
+    ]
+    if not scored:
+        return None, []
+    last = max(int(r["round"]) for r in scored)
+    return last, [r for r in scored if int(r["round"]) == last]
+
+
 def summarize(records: SchemeRecords) -> SchemeSummary:
     rounds = records.completed()
     rows = counted_rows(records)
@@ -121,6 +143,7 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         if e is not None
     ]
     sources = sorted({(str(r["power_source"]), str(r["power_scope"])) for r in reported})
+    personal_round, personal = personal_scores(records)
     return SchemeSummary(
         scheme=records.scheme,
         store=str(records.store_path),
@@ -147,6 +170,12 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         estimated=_share([bool(r["estimated"]) for r in reported]),
         emulated_link=_share([bool(r["emulated_link"]) for r in reported]),
         link_mbps=sorted({float(r["link_mbps"]) for r in reported if r["link_mbps"]}),
+        aggregation=records.aggregation,
+        personal_round=personal_round,
+        personal_devices=len(personal),
+        personal_wins=sum(1 for r in personal if r["personal_fd"] < r["global_fd_own"]),
+        personal_fd_mean=_mean([float(r["personal_fd"]) for r in personal]),
+        global_fd_own_mean=_mean([float(r["global_fd_own"]) for r in personal]),
     )
 
 
