@@ -209,7 +209,7 @@ def personal_vs_global(run: RunRecords, path: Path) -> Optional[Path]:
         ax.bar([i - 0.2 for i in x], [r["global_fd_own"] for r in rows], 0.4,
                label="global adapter", color="tab:grey")  # fmt: skip
         ax.bar([i + 0.2 for i in x], [r["personal_fd"] for r in rows], 0.4,
-               label="global + personal adapter", color=color(s.scheme))  # fmt: skip
+               label="personal (global + own update)", color=color(s.scheme))  # fmt: skip
         ax.set_xticks(x, [str(r["device_id"]) for r in rows])
         ax.set_title(f"{s.scheme}: own held-out images, round {last}")
         ax.set_ylabel("Fréchet distance (lower is better)")
