@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from coordinator.aggregation import check_rule
+from coordinator.aggregation import adapter_parts, check_rule
 from coordinator.allocator.schemes import Scheme
 
 
@@ -26,6 +26,41 @@ class TlsConfig:
 
 
 @dataclass
+class LoraSettings:
+    """LoRA adapters on the frozen ``backbone``, for aggregation ``fedit`` or ``ffa``
+    (docs/lora.md). Every device gets the same rank, scaling, layers and A seed.
+
+    ``targets``: layers to adapt, fnmatch patterns over the UNet's module names (the residual
+    blocks' 3×3 convolutions by default);
+    ``personal``: each device keeps the adapter it tuned in its round (global + its own
+    update) as its personal adapter, and scores it against the global one on images it held
+    out of training (RoundReport personal_fd, global_fd_own);
+    ``personal_holdout``: share of each device's images kept out of training to score its models;
+    ``personal_eval_samples``: images a device samples for each of the two scores.
+    """
+
+    rank: int = 4  # adapter rank r
+    alpha: float = 8.0  # adapter scaling α: a layer's ΔW = (α/r)·B·A
+    targets: List[str] = field(default_factory=lambda: ["*.conv1", "*.conv2"])
+    seed: int = 0  # seed of A's initialisation, shared by every device (ffa keeps A there)
+    personal: bool = False
+    personal_holdout: float = 0.2
+    personal_eval_samples: int = 128
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError("lora.rank must be >= 1")
+        if not self.alpha > 0:
+            raise ValueError("lora.alpha must be > 0")
+        if not self.targets:
+            raise ValueError("lora.targets must name at least one layer pattern")
+        if not 0.0 < self.personal_holdout < 1.0:
+            raise ValueError("lora.personal_holdout must be in (0, 1)")
+        if self.personal_eval_samples < 2:
+            raise ValueError("lora.personal_eval_samples must be >= 2 (a Fréchet distance)")
+
+
+@dataclass
 class CoordinatorConfig:
     listen: str = "127.0.0.1:50051"  # host:port to bind
     state_dir: Path = Path("runs/default")  # SQLite store, checkpoints, upload spool
@@ -33,11 +68,13 @@ class CoordinatorConfig:
     min_devices: int = 2  # devices that must be connected before a round starts
     min_fraction: float = 0.5  # a round closes with the arrived updates if at least this share
     scheme: str = "on-demand"  # on-demand, fp32 or fixed-B
-    aggregation: str = "fedavg"  # fedavg, or trimmed-mean (robust; see docs/security.md)
+    aggregation: str = "fedavg"  # fedavg, trimmed-mean (robust; docs/security.md), or LoRA
+    # adapter rules fedit and ffa (docs/lora.md)
     trim_fraction: float = 0.2  # trimmed-mean: share of updates dropped at each end, per value
     seed: int = 0
     # Model and local training handed to every device.
     model_preset: str = "pi-small"
+    backbone: Optional[str] = None  # shipped pretrained start (fedit/ffa: frozen; fedavg: tuned)
     local_steps: int = 100
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -69,6 +106,7 @@ class CoordinatorConfig:
     stream_idle_s: float = 30.0  # an upload or download without progress this long is cut
     max_update_norm_ratio: float = 10.0  # refuse updates this many times the median norm (0: off)
     metrics_port: int = 0  # Prometheus metrics on this port (0: off)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # adapters: the [lora] table below
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
@@ -79,6 +117,11 @@ class CoordinatorConfig:
     def __post_init__(self) -> None:
         Scheme.parse(self.scheme)  # SchemeError (a ValueError) names the choices
         check_rule(self.aggregation)
+        if adapter_parts(self.aggregation) and not self.backbone:
+            raise ValueError(
+                f"aggregation {self.aggregation} adapts a frozen pretrained model: set "
+                'backbone = "pi-small-digits" (docs/lora.md)'
+            )
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
         if self.min_devices < 1:

@@ -12,6 +12,11 @@ The agents' quick calibration runs once, in the first scheme, and its profile
 (``<out>/profiles/<id>.json``) is reused by the others, so the allocator starts every scheme
 from the same coefficients.
 
+With several aggregation rules (``fedavg`` and LoRA adapters ``fedit``/``ffa``, docs/lora.md)
+every rule runs with every scheme; a run's folder is its scheme for fedavg and
+``<rule>-<scheme>`` otherwise (``ffa-on-demand``). Adapters need a task with a pretrained
+backbone: ``mnist8`` fine-tunes the shipped digits backbone on label-skewed MNIST shards.
+
 Only local agents (processes on loopback, started by :mod:`coordinator.launcher`) are
 supported; docs/experiments.md explains how to run the same comparison with agents on boards.
 
@@ -28,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from coordinator.aggregation import adapter_parts, check_rule
 from coordinator.allocator.errors import SchemeError
 from coordinator.allocator.schemes import Scheme
 from coordinator.boards import BoardError, BoardSet, boards_for_run, fleet_scale
@@ -42,6 +48,26 @@ UPLINKS_MBPS = (2.0, 5.0, 10.0, 20.0)
 POLL_S = 2.0  # how often progress is read from the store while a scheme runs
 
 
+@dataclass(frozen=True)
+class Task:
+    """What the devices learn: their data, the held-out data, and where the model starts."""
+
+    name: str
+    eval_data: str
+    backbone: Optional[str] = None  # a shipped pretrained model to start from
+    dirichlet_alpha: Optional[float] = None  # label-skewed shards (None: IID, growing sizes)
+    adapter_learning_rate: float = 1e-2  # LoRA factors train at a higher rate (docs/lora.md)
+    learning_rate: Optional[float] = None  # full-model runs (None: the coordinator's default)
+
+
+TASKS: Dict[str, Task] = {
+    # Train from scratch on IID digits shards (the default).
+    "digits": Task("digits", "digits:split=test"),
+    # Fine-tune the shipped digits backbone on MNIST digits, Dirichlet(0.5) label-skewed.
+    "mnist8": Task("mnist8", "mnist8:split=test", "pi-small-digits", 0.5),
+}
+
+
 @dataclass
 class LocalPreset:
     """The newcomer's laptop preset: measured to finish 3 schemes x 5 rounds in < 15 min."""
@@ -54,24 +80,34 @@ class LocalPreset:
 
 
 def local_agents(
-    n: int, threads: int = 1, links: Optional[List[LinkProfile]] = None
+    n: int,
+    threads: int = 1,
+    links: Optional[List[LinkProfile]] = None,
+    task: str = "digits",
+    seed: int = 0,
 ) -> List[AgentSpec]:
-    """``n`` agents on IID digits shards of different sizes and uplinks of 2/5/10/20 Mbit/s.
+    """``n`` agents with uplinks of 2/5/10/20 Mbit/s.
 
-    Agent i (1-based) gets shard i of n capped at i/n of the shard's size, so sizes grow with i;
-    with ``links``, agent i gets ``links[(i - 1) % len(links)]`` instead of the fixed rates.
+    digits: IID shards of different sizes (agent i, 1-based, gets shard i of n capped at i/n
+    of the shard's size, so sizes grow with i); a task with ``dirichlet_alpha``: shard i of n
+    of its train split, label-skewed by Dirichlet(α) with ``seed``. With ``links``, agent i
+    gets ``links[(i - 1) % len(links)]`` instead of the fixed rates.
     """
     if n < 1:
         raise ExperimentError("at least one device is needed")
+    spec = TASKS[task]
     shard = DIGITS_TRAIN_IMAGES // n
     specs = []
     for i in range(1, n + 1):
-        limit = max(8, round(shard * i / n))
+        if spec.dirichlet_alpha is None:
+            data = f"{task}:shard={i}/{n},limit={max(8, round(shard * i / n))}"
+        else:
+            data = f"{task}:shard={i}/{n},alpha={spec.dirichlet_alpha:g},seed={seed}"
         link = links[(i - 1) % len(links)] if links else None
         specs.append(
             AgentSpec(
                 f"board-{i}",
-                f"digits:shard={i}/{n},limit={limit}",
+                data,
                 None if link else UPLINKS_MBPS[(i - 1) % len(UPLINKS_MBPS)],
                 threads,
                 link,
@@ -80,13 +116,21 @@ def local_agents(
     return specs
 
 
-def model_params(preset: str, eval_data: str) -> int:
-    """Number of values in the global model (the ``d`` of the error model); imports torch."""
+def model_params(preset: str, eval_data: str, aggregation: str = "fedavg") -> int:
+    """Values one device uploads per round (the ``d`` of the error model): the whole model, or
+    the adapter factors an adapter rule sends (default LoRA settings); imports torch."""
+    from coordinator.config import LoraSettings
     from greenfed import ddpm
+    from greenfed.ddpm import lora
 
     c, h, _ = ddpm.load_data(eval_data).shape
     model = ddpm.build_model(ddpm.preset(preset, in_channels=c, image_size=h), seed=0)
-    return int(sum(v.size for v in ddpm.get_state_arrays(model).values()))
+    parts = adapter_parts(aggregation)
+    if not parts:
+        return int(sum(v.size for v in ddpm.get_state_arrays(model).values()))
+    s = LoraSettings()
+    lora.apply_lora(model, lora.LoraConfig(rank=s.rank, alpha=s.alpha, targets=tuple(s.targets)))
+    return lora.num_values(lora.adapter_shapes(model, lora.GLOBAL, parts))
 
 
 def default_error_budget(params: int) -> float:
@@ -113,6 +157,10 @@ class ExperimentSetup:
     condition: str = ""  # the link condition of a link study ("steady", "traces")
     boards: str = "none"  # "emulated": every agent the emulated board its spec names
     board_cpus: Optional[float] = None  # host CPUs of the whole fleet (None: the default)
+    aggregations: List[str] = field(default_factory=lambda: ["fedavg"])
+    task: str = "digits"
+    personal: bool = False  # adapter runs: personal adapters, scored on each device
+    error_budgets: Dict[str, float] = field(default_factory=dict)  # per rule (default: above)
 
     def __post_init__(self) -> None:
         if not self.schemes or len(set(self.schemes)) != len(self.schemes):
@@ -122,6 +170,19 @@ class ExperimentSetup:
                 Scheme.parse(s)
             except SchemeError as e:
                 raise ExperimentError(str(e)) from e
+        if self.task not in TASKS:
+            raise ExperimentError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if not self.aggregations or len(set(self.aggregations)) != len(self.aggregations):
+            raise ExperimentError("give each aggregation rule once, e.g. fedavg,ffa")
+        for rule in self.aggregations:
+            try:
+                check_rule(rule)
+            except ValueError as e:
+                raise ExperimentError(str(e)) from e
+            if adapter_parts(rule) and TASKS[self.task].backbone is None:
+                raise ExperimentError(
+                    f"{rule} adapts a pretrained backbone: use --task mnist8 (docs/lora.md)"
+                )
         if self.rounds < 1 or not self.agents:
             raise ExperimentError("rounds and devices must be >= 1")
         if self.deadline_s <= 0 or self.error_budget <= 0:
@@ -131,18 +192,41 @@ class ExperimentSetup:
         if self.boards == "emulated" and not all(a.board for a in self.agents):
             raise ExperimentError("emulated boards: every agent needs a board profile")
 
-    def coordinator_values(self, scheme: str) -> Dict[str, Any]:
-        return {
+    def runs(self) -> List[Dict[str, str]]:
+        """Every (rule, scheme) pair in run order, with its folder name (``label``)."""
+        return [
+            {"label": s if rule == "fedavg" else f"{rule}-{s}", "scheme": s, "aggregation": rule}
+            for rule in self.aggregations
+            for s in self.schemes
+        ]
+
+    def coordinator_values(self, scheme: str, aggregation: str = "fedavg") -> Dict[str, Any]:
+        task = TASKS[self.task]
+        values: Dict[str, Any] = {
             "rounds": self.rounds,
             "min_devices": len(self.agents),
             "scheme": scheme,
             "seed": self.seed,
             "local_steps": self.local_steps,
             "deadline_s": float(self.deadline_s),
-            "error_budget": float(self.error_budget),
+            "error_budget": float(self.error_budgets.get(aggregation, self.error_budget)),
             "eval_samples": self.eval_samples,
             "poll_interval_s": self.poll_interval_s,
         }
+        if self.task != "digits":
+            values["eval_data"] = task.eval_data
+        if task.backbone is not None:
+            values["backbone"] = task.backbone
+        if adapter_parts(aggregation):
+            values["aggregation"] = aggregation
+            values["learning_rate"] = task.adapter_learning_rate
+            if self.personal:
+                # Devices score their models after the upload: give their reports time.
+                values["grace_s"] = 30.0
+                values["lora"] = {"personal": True, "seed": self.seed}
+        elif task.learning_rate is not None:
+            values["learning_rate"] = task.learning_rate
+        return values
 
     def to_json(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -150,7 +234,10 @@ class ExperimentSetup:
         for a, spec in zip(d["agents"], self.agents):
             profile = spec.link_profile()
             a["link"] = profile.to_json() if profile is not None else None
-        d["coordinator_values"] = self.coordinator_values("<scheme>")
+        d["runs"] = self.runs()
+        d["coordinator_values"] = {
+            r["label"]: self.coordinator_values(r["scheme"], r["aggregation"]) for r in self.runs()
+        }
         return d
 
 
@@ -201,7 +288,8 @@ def _drive(
     timeout_s: float,
     t0: float,
 ) -> Optional[int]:
-    """Start the agents, report rounds as they complete; the coordinator's exit code or None."""
+    """Start the agents, report rounds as they complete; the coordinator's exit code or None.
+    ``scheme``: the run's label (its folder)."""
     store = out / scheme / "state" / "greenfed.sqlite"
     for spec in setup.agents:
         profile = out / "profiles" / f"{spec.device_id}.json"
@@ -246,12 +334,15 @@ def run_scheme(
     out: Path,
     say: Callable[[str], None],
     timeout_s: float,
+    aggregation: str = "fedavg",
 ) -> Dict[str, Any]:
     """One coordinator run with the shared agents; returns its result for experiment.json."""
-    run_dir = out / scheme
+    label = scheme if aggregation == "fedavg" else f"{aggregation}-{scheme}"
+    run_dir = out / label
     run_dir.mkdir(parents=True, exist_ok=True)
     store = run_dir / "state" / "greenfed.sqlite"
     t0 = time.monotonic()
+    values = setup.coordinator_values(scheme, aggregation)
     with open(run_dir / "coordinator.log", "ab") as log:
         try:
             boards = scheme_boards(setup, run_dir)
@@ -261,21 +352,20 @@ def run_scheme(
                 if boards is not None:
                     boards.close()
                 raise
-            run = start_coordinator(
-                run_dir, setup.coordinator_values(scheme), stdout=log, links=links, boards=boards
-            )
+            run = start_coordinator(run_dir, values, stdout=log, links=links, boards=boards)
             links.start_traces()
         except (LaunchError, LinkError, BoardError) as e:
-            return {"scheme": scheme, "exit_code": None, "error": str(e), "rounds_completed": 0}
-        say(f"[{scheme}] links: {links.label}" + (f" ({links.note})" if links.note else ""))
+            return {"scheme": label, "exit_code": None, "error": str(e), "rounds_completed": 0}
+        say(f"[{label}] links: {links.label}" + (f" ({links.note})" if links.note else ""))
         if boards is not None:
-            say(f"[{scheme}] boards: {boards.label}" + (f" ({boards.note})" if boards.note else ""))
+            say(f"[{label}] boards: {boards.label}" + (f" ({boards.note})" if boards.note else ""))
         try:
-            code = _drive(run, setup, scheme, out, say, timeout_s, t0)
+            code = _drive(run, setup, label, out, say, timeout_s, t0)
         finally:
             run.close()
     return {
-        "scheme": scheme,
+        "scheme": label,
+        "aggregation": aggregation,
         "exit_code": code,
         "wall_s": round(time.monotonic() - t0, 1),
         "rounds_completed": len(_completed_rounds(store)),
@@ -302,10 +392,12 @@ def run_experiment(
     results: List[Dict[str, Any]] = []
     write_json(out, setup, results)
     limit = 300.0 + setup.rounds * (setup.deadline_s + 120.0)
-    for i, scheme in enumerate(setup.schemes, 1):
-        say(f"[{scheme}] scheme {i}/{len(setup.schemes)}: starting a coordinator and "
+    runs = setup.runs()
+    for i, r in enumerate(runs, 1):
+        scheme = r["label"]
+        say(f"[{scheme}] run {i}/{len(runs)}: starting a coordinator and "
             f"{len(setup.agents)} agents; log in {out / scheme / 'coordinator.log'}")  # fmt: skip
-        result = run_scheme(setup, scheme, out, say, limit)
+        result = run_scheme(setup, r["scheme"], out, say, limit, r["aggregation"])
         results.append(result)
         write_json(out, setup, results)
         say(f"[{scheme}] done in {result.get('wall_s', 0):.0f} s: "

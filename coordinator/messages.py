@@ -126,6 +126,11 @@ class Report:
     emulated_link: bool
     link_mbps: float
     error: str
+    # Personal LoRA adapters: the device's own models on its held-out images (None: not
+    # measured).
+    personal_fd: Optional[float] = None
+    global_fd_own: Optional[float] = None
+    own_eval_images: Optional[int] = None
     raw_json: str = field(default="{}", compare=False)
     train_device: str = ""  # where this round trained: "cpu" or "cuda" ("": an older agent)
     link_kind: str = ""  # "shaped" (netns/tc) or "emulated" (in-process); "" from older agents

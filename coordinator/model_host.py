@@ -35,6 +35,7 @@ class ModelHost:
         train_data: Optional[str] = None,
     ) -> None:
         from greenfed import ddpm
+        from greenfed.ddpm.quality import shipped_source
 
         self._ddpm = ddpm
         try:
@@ -50,12 +51,14 @@ class ModelHost:
         self.eval_threads = eval_threads
         self.feature_weights = feature_weights
         self.train_data = train_data
-        digits = eval_data.startswith("digits")
-        if eval_samples > 0 and not digits and (train_data is None or feature_weights is None):
+        self.shipped_eval = shipped_source(eval_data)  # digits, mnist8: their own classifier
+        shipped = self.shipped_eval is not None
+        if eval_samples > 0 and not shipped and (train_data is None or feature_weights is None):
             # Fail at start-up, not after the first round's training.
             raise ConfigError(
                 f"evaluating {eval_data!r} needs eval_train_data and eval_feature_weights "
-                "(the shipped classifier is for digits; see docs/ddpm.md), or eval_samples = 0"
+                "(the shipped classifiers are for digits and mnist8; see docs/ddpm.md), or "
+                "eval_samples = 0"
             )
         self._model = ddpm.build_model(self.unet_config, seed=0)
         self._metric: Optional[Any] = None
@@ -81,15 +84,15 @@ class ModelHost:
             return {}
         ddpm = self._ddpm
         if self._metric is None:
-            if self.eval_data.startswith("digits"):
-                self._metric = ddpm.QualityMetric()
+            if self.shipped_eval is not None:
+                self._metric = ddpm.QualityMetric.for_shipped(self.eval_data)
             else:  # other data: its own training split and feature weights (docs/ddpm.md)
                 self._metric = ddpm.QualityMetric(
                     train=ddpm.load_data(self.train_data),
                     heldout=ddpm.load_data(self.eval_data),
                     feature_weights=self.feature_weights,
                 )
-        ddpm.set_state_arrays(self._model, params)
+        self._load(params)
         t0 = time.monotonic()
         images = ddpm.sample(
             self._model,
@@ -107,6 +110,15 @@ class ModelHost:
             "eval_s": time.monotonic() - t0,
         }
         return {k: v for k, v in out.items() if math.isfinite(v)}
+
+    def _load(self, params: Mapping[str, np.ndarray]) -> None:
+        """Put the global parameters (as the engine holds them) into the evaluation model."""
+        self._ddpm.set_state_arrays(self._model, params)
+
+    def model_with(self, params: Mapping[str, np.ndarray]) -> Any:
+        """The evaluation model (torch) holding ``params``; shared: do not keep it."""
+        self._load(params)
+        return self._model
 
     def save_checkpoint(
         self, params: Mapping[str, np.ndarray], directory: Path, round_no: int

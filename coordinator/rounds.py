@@ -145,6 +145,7 @@ class RoundDriver:
             number,
             {
                 "scheme": self.cfg.scheme,
+                "aggregation": self.cfg.aggregation,
                 "deadline_s": plan.deadline_s,
                 "error_budget": plan.error_budget,
                 "multiplier": plan.multiplier,

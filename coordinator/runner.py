@@ -8,10 +8,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
+from coordinator.backbone_host import make_host
 from coordinator.config import CoordinatorConfig
 from coordinator.engine import Engine
 from coordinator.memory import pin_mmap_threshold
-from coordinator.model_host import ModelHost
 from coordinator.server import RunningServer, start_server
 from coordinator.store import Store
 
@@ -48,15 +48,7 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
         from coordinator.metrics import listen_host, serve_metrics
 
         serve_metrics(store, listen_host(cfg.listen), cfg.metrics_port)
-    host = ModelHost(
-        cfg.model_preset,
-        cfg.eval_data,
-        cfg.eval_samples,
-        cfg.eval_ddim_steps,
-        cfg.eval_threads,
-        feature_weights=str(cfg.eval_feature_weights) if cfg.eval_feature_weights else None,
-        train_data=cfg.eval_train_data,
-    )
+    host = make_host(cfg)  # plain, fine-tuning a backbone, or LoRA adapters on it
     engine = Engine(cfg, store, host)
     engine.resume()
     server = start_server(cfg, engine)

@@ -125,6 +125,9 @@ def report_from_pb(req: pb.RoundReport) -> Report:
         train_device=req.train_device,
         link_kind=req.link_kind,
         link_profile=req.link_profile,
+        personal_fd=req.personal_fd if req.HasField("personal_fd") else None,
+        global_fd_own=req.global_fd_own if req.HasField("global_fd_own") else None,
+        own_eval_images=int(req.own_eval_images) if req.HasField("own_eval_images") else None,
         raw_json=json_format.MessageToJson(req, preserving_proto_field_name=True, indent=None),
         pool=pool_from_pb(req.pool) if req.HasField("pool") else None,
     )

@@ -164,6 +164,15 @@ ALTER TABLE reports ADD COLUMN pool_parallelism TEXT;
 ALTER TABLE reports ADD COLUMN pool_predicted_energy_j REAL;
 """
 
+# Issue 19: LoRA adapters (docs/lora.md): the round's aggregation rule, and the quality of a
+# device's personal and global adapters on its own held-out images.
+_ADAPTERS = """
+ALTER TABLE rounds ADD COLUMN aggregation TEXT NOT NULL DEFAULT 'fedavg';
+ALTER TABLE reports ADD COLUMN personal_fd REAL;
+ALTER TABLE reports ADD COLUMN global_fd_own REAL;
+ALTER TABLE reports ADD COLUMN own_eval_images INTEGER;
+"""
+
 #: Migration i takes a store from version i to i + 1.
 MIGRATIONS: List[str] = [
     _SCHEMA_V1,
@@ -171,6 +180,7 @@ MIGRATIONS: List[str] = [
     _LINK_RECORD,
     _EVENT_COUNTS,
     _POOLS,
+    _ADAPTERS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("devices", "rounds", "assignments", "uploads", "reports", "events", "pool_members")
@@ -263,6 +273,9 @@ def report_columns(rep: Report) -> Dict[str, Any]:
         "update_range": rep.update_range,
         "update_norm": rep.update_norm,
         "error": rep.error or None,
+        "personal_fd": rep.personal_fd,
+        "global_fd_own": rep.global_fd_own,
+        "own_eval_images": rep.own_eval_images,
         "report_json": rep.raw_json,
         "pool_parallelism": rep.pool.parallelism if rep.pool is not None else None,
         "pool_predicted_energy_j": rep.pool.predicted_energy_j if rep.pool is not None else None,

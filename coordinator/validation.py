@@ -38,6 +38,7 @@ MAX_BYTES = 1e15  # bytes a pool member may say it moved in one round
 MAX_LINK_MBPS = 1e5  # 100 Gbit/s
 MAX_UPDATE_STAT = 1e30  # norms, ranges and squared errors of an update: finite, >= 0, below this
 MAX_LOSS = 1e30
+MAX_FD = 1e6  # a Fréchet distance of z-scored features; noise images score tens
 # Calibration profile: field -> (lowest, highest) plausible value; 0 always means "unknown".
 PROFILE_RANGES: Mapping[str, Tuple[float, float]] = {
     "idle_power_w": (1e-3, MAX_POWER_W),  # W
@@ -240,6 +241,12 @@ def check_report(rep: Report, max_bytes: Optional[int] = None, limit: int = MAX_
         raise InvalidRequest(f"bits = {rep.bits}: must be 0 (none), 1..16 or 32")
     zero_or(rep.applied_freq_hz, "applied_freq_hz", *FREQ_RANGE_HZ)
     zero_or(rep.link_mbps, "link_mbps", 1e-3, MAX_LINK_MBPS)
+    for name in ("personal_fd", "global_fd_own"):
+        value = getattr(rep, name)
+        if value is not None:
+            finite(value, name, 0.0, MAX_FD)
+    if rep.own_eval_images is not None and not 2 <= rep.own_eval_images <= MAX_SAMPLES:
+        raise InvalidRequest(f"own_eval_images must be in 2..1e9, got {rep.own_eval_images}")
     text(rep.error, 4 * limit, "error")
     text(rep.dvfs_reason, limit, "dvfs_reason")
     text(rep.train_device, 16, "train_device")

@@ -45,6 +45,7 @@ from edge_agent.training import LocalPlan, LocalTraining, make_training
 from edge_agent.training.device import compute_clock, device_name, resolve_device
 from edge_agent.training.workloads import warm_up
 from greenfed import __version__, codec
+from greenfed.errors import GreenfedError
 from greenfed.v1 import fleet_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ class Agent:
             report.bytes_up = len(pending.frame)
             self._measured_rate = report.bytes_up / max(report.upload_time_s, 1e-6)
             self.pending.clear()
+            self._evaluate(a, windows, report)
         except Refused as e:
             report.error = str(e)[:1000]
             raise
@@ -282,6 +284,26 @@ class Agent:
                     self.client.report(report)
             except Refused as e:
                 log.warning("round %d: report refused: %s", a.round, e)
+
+    def _evaluate(
+        self, a: pb.Assignment, windows: List[WindowResult], report: pb.RoundReport
+    ) -> None:
+        """The training mode's own quality figures (personal adapters), measured after the
+        upload in an "evaluate" window, so neither the deadline nor the compute figures
+        carry them. A failure is logged; the report still goes out."""
+        assert self.monitor is not None
+        if not self.trainer.evaluates:
+            return
+        self.monitor.begin_window("evaluate")
+        try:
+            figures = self.trainer.evaluate()
+        except (GreenfedError, RuntimeError, ValueError) as e:
+            log.warning("round %d: evaluating this device's models failed: %s", a.round, e)
+            figures = {}
+        finally:
+            windows.append(self.monitor.end_window("evaluate"))
+        for k, v in figures.items():
+            setattr(report, k, v)
 
     def _training_budget_s(self, a: pb.Assignment) -> float:
         """Seconds left for training so the upload still fits before the round's deadline.

@@ -1,4 +1,5 @@
-"""What the benchmarks share: the machine they ran on, and the profile raw clients register with.
+"""What the scripts share: the machine benchmarks ran on, the profile raw clients register
+with, and how the scripts that make shipped files write or check them.
 
 Benchmarks print the command, the machine and their ratios side by side; this module says what
 the machine is. Not part of the product (no package imports it).
@@ -6,6 +7,7 @@ the machine is. Not part of the product (no package imports it).
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from pathlib import Path
 
@@ -22,6 +24,20 @@ PROFILE = pb.CalibrationProfile(
     scope="load test",
     estimated=True,
 )
+
+
+def write_or_check(out: Path, blob: bytes, check: bool) -> int:
+    """Write a regenerated shipped file, or (``check``) compare it with ``out`` byte for byte;
+    the exit status: 1 when a check finds the file differs."""
+    digest = hashlib.sha256(blob).hexdigest()
+    if check:
+        same = out.is_file() and out.read_bytes() == blob
+        print(f"{out}: {'identical' if same else 'DIFFERS from the rebuilt file'} "
+              f"(rebuilt: {len(blob)} bytes, sha256 {digest})")  # fmt: skip
+        return 0 if same else 1
+    out.write_bytes(blob)
+    print(f"wrote {out} ({len(blob)} bytes, sha256 {digest})")
+    return 0
 
 
 def cpu_name() -> str:

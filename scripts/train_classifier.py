@@ -18,7 +18,6 @@ on a labelled train split and pass it to ``QualityMetric(feature_weights=...)``:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from greenfed.ddpm.quality import (  # noqa: E402
     ClassifierConfig,
     save_classifier,
 )
+from scripts.benchlib import write_or_check  # noqa: E402
 
 SEED = 1234
 
@@ -92,16 +92,9 @@ def main() -> int:
         fresh = Path(tmp) / "w.npz"
         save_classifier(fresh, model, meta)
         blob = fresh.read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
     took = time.monotonic() - t0
-    print(f"held-out accuracy {acc:.4f}; sha256 {digest}; {took:.1f} s, torch {torch.__version__}")
-    if args.check:
-        same = args.out.exists() and args.out.read_bytes() == blob
-        print(f"{args.out}: {'identical' if same else 'DIFFERS from the retrained weights'}")
-        return 0 if same else 1
-    args.out.write_bytes(blob)
-    print(f"wrote {args.out} ({len(blob)} bytes)")
-    return 0
+    print(f"held-out accuracy {acc:.4f}; {took:.1f} s, torch {torch.__version__}")
+    return write_or_check(args.out, blob, args.check)
 
 
 if __name__ == "__main__":

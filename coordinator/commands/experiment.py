@@ -5,7 +5,8 @@ shards, links, seed, fixed deadline and absolute error budget; then the large-fl
 (``simulate``, into ``<out>/fleet-study/``) and the report (``<out>/report/``). With
 ``--links both`` it runs that twice, over steady links and over bandwidth traces
 (``<out>/steady/``, ``<out>/traces/``, coordinator/link_study.py), and compares them in
-``<out>/report/``.
+``<out>/report/``. With ``--aggregations fedavg,ffa`` every rule runs every scheme
+(``<out>/ffa-on-demand/`` ...): full-model against LoRA adapter federation (docs/lora.md).
 """
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=["fp32", "fixed-8", "on-demand"],
         help="comma-separated schemes in run order (default fp32,fixed-8,on-demand)",
     )
+    parser.add_argument(
+        "--aggregations",
+        type=_schemes,
+        default=["fedavg"],
+        help="comma-separated aggregation rules, each run with every scheme: fedavg (full "
+        "model), fedit, ffa (LoRA adapters; need --task mnist8). Default fedavg",
+    )
+    parser.add_argument("--task", choices=["digits", "mnist8"], default="digits",
+                        help="digits: train from scratch on IID digits shards (default); "
+                        "mnist8: fine-tune the shipped digits backbone on Dirichlet(0.5) "
+                        "MNIST shards, evaluated on mnist8's held-out split")  # fmt: skip
+    parser.add_argument(
+        "--personal",
+        action="store_true",
+        help="adapter runs: each device keeps a personal adapter and scores it against the "
+        "global one on images it held out",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scheme (default 5)")
     parser.add_argument("--devices", type=int, default=4, help="local agents (default 4)")
     parser.add_argument("--preset", choices=["local"], default="local",
@@ -63,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="absolute quantization-error budget for every round and scheme "
-        "(default: 0.01 x d x (0.05/4)^2, the coordinator's first-round rule)",
+        "(default: 0.01 x d x (0.05/4)^2, the coordinator's first-round rule, with d the "
+        "values each aggregation rule uploads)",
     )
     parser.add_argument(
         "--local-steps",
@@ -163,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from coordinator.boards import BoardsUnavailable
     from coordinator.errors import ReportError
     from coordinator.experiment import (
+        TASKS,
         ExperimentError,
         ExperimentSetup,
         LocalPreset,
@@ -196,8 +216,10 @@ def run(args: argparse.Namespace) -> int:
             profiles = condition_links("steady", given) if given else None
         else:
             profiles = traced
-        params = model_params("pi-small", "digits:split=test")
-        agents = local_agents(args.devices, args.threads, profiles)
+        eval_data = TASKS[args.task].eval_data
+        values = {rule: model_params("pi-small", eval_data, rule) for rule in args.aggregations}
+        params = values.get("fedavg", model_params("pi-small", eval_data))
+        agents = local_agents(args.devices, args.threads, profiles, args.task, args.seed)
         boards = emulated_fleet(args, agents)
         local_steps = args.local_steps or preset.local_steps
         deadline, deadline_note = args.deadline_s, "--deadline-s"
@@ -206,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
         notes = {
             "deadline": deadline_note if deadline else "the local preset's fixed value",
             "error_budget": "--error-budget" if args.error_budget else (
-                f"0.01 x d x (0.05/4)^2 with d = {params} model values (the coordinator's "
-                "first-round rule, held fixed)"),
+                "0.01 x d x (0.05/4)^2 with d the values a device uploads ("
+                + ", ".join(f"{rule} {d}" for rule, d in values.items())
+                + "; the coordinator's first-round rule, held fixed)"),
         }  # fmt: skip
         setup = ExperimentSetup(
             schemes=args.schemes,
@@ -227,13 +250,18 @@ def run(args: argparse.Namespace) -> int:
             condition="" if args.links == "both" else args.links,
             boards="emulated" if boards else "none",
             board_cpus=args.board_cpus,
+            aggregations=args.aggregations,
+            task=args.task,
+            personal=args.personal,
+            error_budgets={} if args.error_budget else {
+                rule: default_error_budget(d) for rule, d in values.items()},
         )  # fmt: skip
         sizes = simulation.parse_sizes(args.fleet_sizes) if args.fleet_sizes.strip() else []
     except (ValueError, BoardsUnavailable) as e:
         return fail(str(e))
     out = args.out.resolve()
     print(
-        f"experiment: {', '.join(setup.schemes)} x {setup.rounds} rounds on "
+        f"experiment: {', '.join(r['label'] for r in setup.runs())} x {setup.rounds} rounds on "
         f"{len(setup.agents)} local agents; deadline {setup.deadline_s:g} s, error budget "
         f"{setup.error_budget:.4g}, {setup.local_steps} local steps; out {out}",
         flush=True,

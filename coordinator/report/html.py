@@ -16,12 +16,16 @@ from coordinator.report.clocks import CLOCK_NOTE
 from coordinator.report.plots import PLOT_TITLES
 from coordinator.report.summary import SchemeSummary
 from coordinator.report.text import (
+    ADAPTER_HEADER,
+    ADAPTER_NOTES,
     DATA_HEADER,
     ENERGY_HEADER,
     NOTES,
+    adapter_rows,
     banner,
     data_rows,
     energy_rows,
+    has_adapters,
 )
 from coordinator.report.verdict import NO, YES, Finding
 
@@ -90,6 +94,12 @@ def render_html(
         _table(DATA_HEADER, data_rows(summaries)),
         f"<p>{_e(NOTES)}</p>",
     ]
+    if has_adapters(summaries):
+        parts += [
+            "<h2>Full model and adapters</h2>",
+            _table(ADAPTER_HEADER, adapter_rows(summaries)),
+            f"<p>{_e(ADAPTER_NOTES)}</p>",
+        ]
     if clocks:
         parts.append("<h2>Clocks per round (MHz, assigned/ran at)</h2>")
         for title, header, rows in clocks:

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from coordinator.report.records import RunRecords, SchemeRecords
-from coordinator.report.summary import measured_dynamic_j, per_round_series, relative_error
+from coordinator.report.summary import (
+    measured_dynamic_j,
+    per_round_series,
+    personal_scores,
+    relative_error,
+)
 
 DPI = 100
 
@@ -190,6 +195,28 @@ def bits_and_frequency(run: RunRecords, path: Path) -> Path:
     return _save(fig, path)
 
 
+def personal_vs_global(run: RunRecords, path: Path) -> Optional[Path]:
+    """Per device: FD of the global and of the personal adapter on its own held-out images,
+    in the last round they were scored (one panel per run with personal adapters)."""
+    scored = [(s, *personal_scores(s)) for s in run.schemes]
+    scored = [(s, last, rows) for s, last, rows in scored if rows]
+    if not scored:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(scored), figsize=(5.5 * len(scored), 4.2), squeeze=False)
+    for ax, (s, last, rows) in zip(axes[0], scored):
+        x = list(range(len(rows)))
+        ax.bar([i - 0.2 for i in x], [r["global_fd_own"] for r in rows], 0.4,
+               label="global adapter", color="tab:grey")  # fmt: skip
+        ax.bar([i + 0.2 for i in x], [r["personal_fd"] for r in rows], 0.4,
+               label="personal (global + own update)", color=color(s.scheme))  # fmt: skip
+        ax.set_xticks(x, [str(r["device_id"]) for r in rows])
+        ax.set_title(f"{s.scheme}: own held-out images, round {last}")
+        ax.set_ylabel("Fréchet distance (lower is better)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def fleet_study(csv_path: Path, path: Path) -> Path:
     """Energy per device of the schemes on simulated fleets, from ``simulate.csv``."""
     with open(csv_path, newline="", encoding="utf-8") as fh:
@@ -221,6 +248,9 @@ def write_plots(run: RunRecords, out: Path, estimated: bool) -> Dict[str, Path]:
         "predicted_vs_measured": predicted_vs_measured(run, out / "predicted_vs_measured.png", tag),
         "bits_and_frequency": bits_and_frequency(run, out / "bits_and_frequency.png"),
     }
+    personal = personal_vs_global(run, out / "personal_vs_global.png")
+    if personal is not None:
+        plots["personal_vs_global"] = personal
     if run.fleet_study_csv is not None:
         plots["fleet_study"] = fleet_study(run.fleet_study_csv, out / "fleet_study.png")
     return plots
@@ -232,5 +262,6 @@ PLOT_TITLES: Dict[str, str] = {
     "quality_per_round": "Quality (FD) per round",
     "predicted_vs_measured": "Predicted vs measured dynamic energy per device-round",
     "bits_and_frequency": "Bits and CPU frequency per device over rounds",
+    "personal_vs_global": "Personal vs global adapter on each device's own held-out images",
     "fleet_study": "Large-fleet study (allocator's simulation model, not measured)",
 }

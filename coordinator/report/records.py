@@ -39,9 +39,20 @@ class SchemeRecords:
     devices: List[Dict[str, Any]]
 
     @property
+    def aggregation(self) -> str:
+        """The run's aggregation rule (stores before adapters existed: fedavg)."""
+        rules = sorted({str(r.get("aggregation") or "fedavg") for r in self.rounds})
+        return rules[0] if len(rules) == 1 else "mixed"
+
+    @property
     def scheme(self) -> str:
+        """The run's name in a report: its scheme, prefixed by the aggregation rule when that
+        is not full-model FedAvg (``ffa-on-demand``), as ``experiment`` names its folders."""
         schemes = sorted({str(r["scheme"]) for r in self.rounds})
-        return schemes[0] if len(schemes) == 1 else self.label
+        if len(schemes) != 1:
+            return self.label
+        rule = self.aggregation
+        return schemes[0] if rule == "fedavg" else f"{rule}-{schemes[0]}"
 
     def completed(self) -> List[Dict[str, Any]]:
         return [r for r in self.rounds if r["status"] == "completed"]
@@ -75,13 +86,15 @@ _REPORT_COLS = (
     "mean_freq_hz", "applied_freq_hz", "dvfs_applied", "bytes_up", "samples", "steps",
     "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error",
     "update_error_bound", "update_range", "update_norm", "link_kind", "link_profile",
-    "goodput_mbps", "train_device", "compute_gpu_energy_j", "gpu_rail",
+    "goodput_mbps", "train_device", "compute_gpu_energy_j", "gpu_rail", "personal_fd",
+    "global_fd_own", "own_eval_images",
 )  # fmt: skip
 # Columns added by later schema versions read as NULL from a store written before them.
 _DEVICE_COLS = (
     "id", "samples", "board", "dvfs_available", "dvfs_reason", "link_mbps", "profile_json",
     "coeffs_json", "train_device",
 )  # fmt: skip
+# Report columns added by a later store version: read as NULL from older stores.
 _RENAMED = {
     "p.bits": "report_bits",
     "p.error": "report_error",
@@ -171,10 +184,13 @@ def load_run(source: Path) -> RunRecords:
         except ValueError as e:
             raise ReportError(f"{exp_path}: not valid JSON ({e})") from e
         paths = []
-        for scheme in experiment.get("schemes", []):
-            p = source / scheme / "state" / STORE_NAME
+        # "runs" (aggregation x scheme, named like ffa-on-demand) where an experiment compared
+        # aggregation rules, else one run per scheme.
+        labels = [r["label"] for r in experiment.get("runs", [])] or experiment.get("schemes", [])
+        for label in labels:
+            p = source / label / "state" / STORE_NAME
             if p.is_file():
-                paths.append((p, scheme))
+                paths.append((p, label))
     else:
         paths = [(p, None) for p in _stores_in(source)]
     if not paths:

@@ -76,6 +76,15 @@ class SchemeSummary:
     gpu_rails: List[str] = field(default_factory=list)
     shaped_link: str = "none"  # device-rounds over kernel-shaped links (netns/tc)
     mean_goodput_mbps: Optional[float] = None  # measured upload goodput, mean over reports
+    aggregation: str = "fedavg"
+    # Personal adapters, in the last completed round where devices scored them: devices
+    # scored, how many scored their personal model better than the global one on their own
+    # held-out images, and the mean FDs.
+    personal_round: Optional[int] = None
+    personal_devices: int = 0
+    personal_wins: int = 0
+    personal_fd_mean: Optional[float] = None
+    global_fd_own_mean: Optional[float] = None
 
     @property
     def total_energy_j(self) -> float:
@@ -116,6 +125,19 @@ def counted_rows(records: SchemeRecords) -> List[Dict[str, Any]]:
     return [r for r in records.device_rounds if r["round_status"] == "completed"]
 
 
+def personal_scores(records: SchemeRecords) -> Tuple[Optional[int], List[Dict[str, Any]]]:
+    """The last completed round in which devices scored personal adapters, and those rows."""
+    scored = [
+        r
+        for r in counted_rows(records)
+        if r.get("personal_fd") is not None and r.get("global_fd_own") is not None
+    ]
+    if not scored:
+        return None, []
+    last = max(int(r["round"]) for r in scored)
+    return last, [r for r in scored if int(r["round"]) == last]
+
+
 def summarize(records: SchemeRecords) -> SchemeSummary:
     rounds = records.completed()
     rows = counted_rows(records)
@@ -131,6 +153,7 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
     ]
     sources = sorted({(str(r["power_source"]), str(r["power_scope"])) for r in reported})
     with_gpu = [r for r in reported if r.get("compute_gpu_energy_j") is not None]
+    personal_round, personal = personal_scores(records)
     return SchemeSummary(
         scheme=records.scheme,
         store=str(records.store_path),
@@ -164,6 +187,12 @@ def summarize(records: SchemeRecords) -> SchemeSummary:
         mean_goodput_mbps=_mean(
             [float(r["goodput_mbps"]) for r in reported if r.get("goodput_mbps")]
         ),
+        aggregation=records.aggregation,
+        personal_round=personal_round,
+        personal_devices=len(personal),
+        personal_wins=sum(1 for r in personal if r["personal_fd"] < r["global_fd_own"]),
+        personal_fd_mean=_mean([float(r["personal_fd"]) for r in personal]),
+        global_fd_own_mean=_mean([float(r["global_fd_own"]) for r in personal]),
     )
 
 

@@ -122,6 +122,48 @@ def data_rows(summaries: Sequence[SchemeSummary]) -> List[List[str]]:
     ]
 
 
+ADAPTER_HEADER: Tuple[str, ...] = (
+    "run", "aggregation", "bytes/round", "vs full fp32", "final FD", "personal better",
+    "own FD personal", "own FD global",
+)  # fmt: skip
+
+
+def has_adapters(summaries: Sequence[SchemeSummary]) -> bool:
+    return any(s.aggregation != "fedavg" or s.personal_devices for s in summaries)
+
+
+def adapter_rows(summaries: Sequence[SchemeSummary]) -> List[List[str]]:
+    """Full model and adapters side by side: uplink per round against full-model fp32, final
+    FD, and personal adapters against the global one on the devices' own held-out images."""
+    ref = next((s for s in summaries if s.scheme == "fp32"), None)
+    ref_bytes = ref.per_round(float(ref.bytes_up)) if ref is not None else None
+    rows = []
+    for s in summaries:
+        per_round = s.per_round(float(s.bytes_up))
+        share = per_round / ref_bytes if per_round is not None and ref_bytes else None
+        rows.append(
+            [
+                s.scheme,
+                s.aggregation,
+                _f(per_round, ",.0f"),
+                "-" if share is None else f"{share:.2%}",
+                _f(s.final_fd, ".3f"),
+                f"{s.personal_wins}/{s.personal_devices}" if s.personal_devices else "-",
+                _f(s.personal_fd_mean, ".3f"),
+                _f(s.global_fd_own_mean, ".3f"),
+            ]
+        )
+    return rows
+
+
+ADAPTER_NOTES = (
+    "Adapters (docs/lora.md): fedit sends LoRA factors A and B, ffa sends B only, on a frozen "
+    "pretrained backbone; fedavg runs federate every weight. 'personal better' counts the "
+    "devices whose own adapter scored a lower FD than the global adapter on the images they "
+    "held out of training, in the last round they were scored."
+)
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     out = [
@@ -159,5 +201,13 @@ def render(
     ]
     if clock_lines:
         parts += ["", "== clocks per round (MHz, assigned/ran at) ==", *clock_lines]
+    if has_adapters(summaries):
+        parts += [
+            "",
+            "== full model and adapters ==",
+            format_table(ADAPTER_HEADER, adapter_rows(summaries)),
+            "",
+            ADAPTER_NOTES,
+        ]
     parts += ["", NOTES, "", "== answers ==", *checks, *(f.line() for f in found)]
     return "\n".join(parts)

@@ -128,6 +128,62 @@ def findings(summaries: List[SchemeSummary], margin: float = QUALITY_MARGIN_REL)
     ]
     if od is not None and fp32 is not None and od.rounds_completed and fp32.rounds_completed:
         out[1].detail += " " + split_note(od, fp32)
+    return out + adapter_findings(summaries, margin)
+
+
+def adapter_findings(summaries: List[SchemeSummary], margin: float) -> List[Finding]:
+    """For each adapter run (fedit, ffa): its uplink and energy against full-model fp32
+    FedAvg, its final FD against the full model's with the same scheme, and whether the
+    devices' personal adapters beat the global one on their own held-out images."""
+    by = {s.scheme: s for s in summaries}
+    full_fp32 = by.get("fp32")
+    out: List[Finding] = []
+    for s in summaries:
+        if s.aggregation == "fedavg":
+            continue
+        label = s.scheme
+        out.append(
+            _compare(f"adapter_bytes:{label}",
+                     f"Did {label} upload fewer bytes than full-model fp32 FedAvg?", "B", s,
+                     full_fp32, "bytes_up")
+        )  # fmt: skip
+        out.append(
+            _compare(f"adapter_energy:{label}",
+                     f"Did {label} use less energy than full-model fp32 FedAvg (total)?", "J",
+                     s, full_fp32, "total_energy_j")
+        )  # fmt: skip
+        base_scheme = label.split("-", 1)[1]
+        full = by.get(base_scheme)
+        question = (
+            f"Is {label}'s final quality within {margin:.0%} of full-model {base_scheme}'s (FD)?"
+        )
+        if full is None or s.final_fd is None or full.final_fd is None:
+            out.append(
+                Finding(f"adapter_quality:{label}", question, UNKNOWN, "a final FD is missing.")
+            )
+        else:
+            limit = (1.0 + margin) * full.final_fd
+            out.append(
+                Finding(
+                    f"adapter_quality:{label}",
+                    question,
+                    YES if s.final_fd <= limit else NO,
+                    f"FD {s.final_fd:.3f} (round {s.final_round}) vs {full.final_fd:.3f} "
+                    f"(round {full.final_round}), limit {limit:.3f}.",
+                )
+            )
+        if s.personal_devices:
+            out.append(
+                Finding(
+                    f"personal:{label}",
+                    f"Did {label}'s personal adapters beat the global adapter on the devices' "
+                    "own held-out images (FD)?",
+                    YES if 2 * s.personal_wins > s.personal_devices else NO,
+                    f"better on {s.personal_wins} of {s.personal_devices} devices in round "
+                    f"{s.personal_round}; mean FD personal {s.personal_fd_mean or 0:.3f} vs "
+                    f"global {s.global_fd_own_mean or 0:.3f}.",
+                )
+            )
     return out
 
 

@@ -15,9 +15,11 @@ from edge_agent.errors import AgentError
 
 from .base import LocalPlan, LocalResult, LocalTraining
 from .full import FullModelTraining
+from .lora import AdapterTraining
 
 MODES: Dict[str, Type[LocalTraining]] = {
     FullModelTraining.name: FullModelTraining,
+    AdapterTraining.name: AdapterTraining,
 }
 
 __all__ = ["MODES", "LocalPlan", "LocalResult", "LocalTraining", "make_training"]

@@ -67,3 +67,13 @@ class LocalTraining(abc.ABC):
     @abc.abstractmethod
     def train(self, plan: LocalPlan) -> LocalResult:
         """Train from the loaded global model; returns the update to send."""
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether :meth:`evaluate` measures anything (the daemon opens its window then)."""
+        return False
+
+    def evaluate(self) -> Dict[str, float]:
+        """Quality of the device's own models after the round, as RoundReport fields (the
+        daemon runs it after the upload, in an "evaluate" window). None by default."""
+        return {}

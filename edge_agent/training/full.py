@@ -39,6 +39,10 @@ class FullModelTraining(LocalTraining):
         self._ddpm.set_state_arrays(self.model, arrays)  # host arrays, copied to the device
         self._start = dict(arrays)
 
+    def _current(self) -> Dict[str, np.ndarray]:
+        """What the device holds of the global model now (the update is this − start)."""
+        return self._ddpm.get_state_arrays(self.model)
+
     def train(self, plan: LocalPlan) -> LocalResult:
         ddpm = self._ddpm
         result = ddpm.train_local(
@@ -56,7 +60,7 @@ class FullModelTraining(LocalTraining):
         )
         losses = [float(x) for x in result.losses if np.isfinite(x)]
         return LocalResult(  # get_state_arrays copies back to host memory for the codec
-            update=update_of(ddpm.get_state_arrays(self.model), self._start),
+            update=update_of(self._current(), self._start),
             samples=int(result.samples),
             steps=int(result.steps),
             losses=losses,

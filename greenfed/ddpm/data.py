@@ -13,6 +13,8 @@ Spec strings (``load_data(spec)``)::
     digits:shard=2/4                    IID shard 2 of 4 (1-based) of the train split
     digits:shard=2/4,alpha=0.5,seed=0   non-IID: label proportions per shard ~ Dirichlet(0.5)
     digits:shard=1/4,limit=200          the shard capped at 200 images
+    mnist8[:split=..,shard=..]          5 000 MNIST digits reduced to 8×8 (4000 train / 1000
+                                        test; scripts/make_mnist8.py), same options as digits
     path/to/images.npz[:shard=..]       arrays ``images`` (N×C×H×W, N×H×W or N×H×W×C uint8),
                                         optional ``labels``
     path/to/folder[:size=32,channels=3] PNG/JPEG files (needs Pillow: ``greenfed[images]``);
@@ -26,19 +28,24 @@ problem; ``FileNotFoundError`` for a missing path.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .errors import DataSpecError
 
 DIGITS_PATH = Path(__file__).resolve().parent.parent / "data" / "digits.npz"
+MNIST8_PATH = DIGITS_PATH.with_name("mnist8.npz")
+#: Data sets shipped in the package, each with a fixed train/test split (``split`` array).
+SHIPPED: Dict[str, Path] = {"digits": DIGITS_PATH, "mnist8": MNIST8_PATH}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _COMMON_KEYS = ("shard", "alpha", "seed", "limit")
 _KEYS: Dict[str, Tuple[str, ...]] = {
-    "digits": (*_COMMON_KEYS, "split"),
+    "shipped": (*_COMMON_KEYS, "split"),
     "npz": _COMMON_KEYS,
     "folder": (*_COMMON_KEYS, "size", "channels"),
 }
@@ -69,15 +76,15 @@ def load_data(spec: str) -> ImageData:
         raise DataSpecError("empty data spec")
     spec = spec.strip()
     source, opts_text = _split_spec(spec)
-    if source == "digits":
-        kind = "digits"
+    if source in SHIPPED:
+        kind = "shipped"
     elif source.endswith(".npz"):
         kind = "npz"
     else:
         kind = "folder"
     opts = _parse_options(opts_text, _KEYS[kind], spec)
-    if kind == "digits":
-        data = _load_digits(opts.get("split", "train"), "shard" in opts)
+    if kind == "shipped":
+        data = _load_shipped(source, opts.get("split", "train"), "shard" in opts)
     else:
         path = Path(source).expanduser()
         if not path.exists():
@@ -164,17 +171,19 @@ def digits_split() -> Tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(split == 0), np.flatnonzero(split == 1)
 
 
-def _load_digits(split: str, sharded: bool) -> ImageData:
+def _load_shipped(name: str, split: str, sharded: bool) -> ImageData:
     if split not in ("train", "test", "all"):
-        raise DataSpecError(f"digits split must be train, test or all, got {split!r}")
+        raise DataSpecError(f"{name} split must be train, test or all, got {split!r}")
     if sharded and split != "train":
-        raise DataSpecError("digits shards come from the train split only (split=test is held out)")
-    with np.load(DIGITS_PATH) as f:
-        images, labels, flags = f["images"], f["labels"], f["split"]
+        raise DataSpecError(
+            f"{name} shards come from the train split only (split=test is held out)"
+        )
+    with np.load(SHIPPED[name]) as f:
+        images, labels, flags = f["images"], f["labels"].astype(np.int64), f["split"]
     if split != "all":
         keep = flags == (1 if split == "test" else 0)
         images, labels = images[keep], labels[keep]
-    return ImageData(images, labels, f"digits:split={split}")
+    return ImageData(images, labels, f"{name}:split={split}")
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -234,10 +243,25 @@ def load_folder(path: Path, *, size: int = 32, channels: int = 3) -> ImageData:
     return ImageData(out, labels, str(path))
 
 
+def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    """A compressed ``.npz`` (no pickle) whose bytes depend on the arrays only: fixed member
+    timestamps, so the scripts that make shipped files can check them bit for bit."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
 # -- spec parsing ------------------------------------------------------------------------------
 def _split_spec(spec: str) -> Tuple[str, str]:
-    if spec == "digits" or spec.startswith("digits:"):
-        return "digits", spec[len("digits:") :] if ":" in spec else ""
+    for name in SHIPPED:
+        if spec == name or spec.startswith(name + ":"):
+            return name, spec[len(name) + 1 :]
     head, sep, tail = spec.rpartition(":")
     if sep and "=" in tail and "/" not in tail.split("=")[0]:
         return head, tail

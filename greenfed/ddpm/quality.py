@@ -38,6 +38,18 @@ from .errors import QualityError
 from .schedule import to_uint8
 
 DIGITS_CLASSIFIER = Path(__file__).resolve().parent.parent / "data" / "digits_classifier.npz"
+#: The feature classifier of each shipped data set (greenfed.ddpm.data.SHIPPED), trained on
+#: its train split by scripts/train_classifier.py.
+SHIPPED_CLASSIFIERS: Dict[str, Path] = {
+    "digits": DIGITS_CLASSIFIER,
+    "mnist8": DIGITS_CLASSIFIER.with_name("mnist8_classifier.npz"),
+}
+
+
+def shipped_source(spec: str) -> Optional[str]:
+    """The shipped data set a spec names (``"mnist8:split=test"`` -> ``"mnist8"``), or None."""
+    name = spec.strip().split(":", 1)[0]
+    return name if name in SHIPPED_CLASSIFIERS else None
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,9 @@ class QualityMetric:
         self.heldout = heldout if heldout is not None else load_data("digits:split=test")
         if self.train.shape != self.heldout.shape:
             raise QualityError(f"train {self.train.shape} and held-out {self.heldout.shape} differ")
-        weights = Path(feature_weights) if feature_weights is not None else DIGITS_CLASSIFIER
+        source = shipped_source(self.train.spec)
+        shipped = SHIPPED_CLASSIFIERS[source] if source else DIGITS_CLASSIFIER
+        weights = Path(feature_weights) if feature_weights is not None else shipped
         if feature_weights is None and self.train.shape != (1, 8, 8):
             raise QualityError(
                 f"the shipped classifier is for 1×8×8 digits, the data is {self.train.shape}: "
@@ -191,6 +205,20 @@ class QualityMetric:
         self._fid.update(torch.from_numpy(self.heldout.images), real=True)
         self._ref_cache: Dict[int, Any] = {}
         self._train_flat = self.train.images.reshape(len(self.train), -1).astype(np.float32) / 255
+
+    @classmethod
+    def for_shipped(cls, heldout_spec: str, seed: int = 0) -> QualityMetric:
+        """The metric of a shipped data set: its train split, ``heldout_spec`` (e.g.
+        ``"mnist8:split=test"``) and its shipped classifier."""
+        source = shipped_source(heldout_spec)
+        if source is None:
+            raise QualityError(f"{heldout_spec!r} is not a shipped data set")
+        return cls(
+            train=load_data(f"{source}:split=train"),
+            heldout=load_data(heldout_spec),
+            feature_weights=SHIPPED_CLASSIFIERS[source],
+            seed=seed,
+        )
 
     def fd(self, images: np.ndarray) -> float:
         """Fréchet distance of uint8 ``images`` (N×C×H×W, N >= 2) vs the held-out split."""

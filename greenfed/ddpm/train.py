@@ -88,11 +88,15 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the parameters that train (frozen ones, e.g. a LoRA backbone, are left out)."""
     kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainError("the model has no trainable parameter")
     try:  # fused AdamW on CPU (torch >= 2.4) is ~3× cheaper per step for small models
-        return torch.optim.AdamW(model.parameters(), fused=True, **kwargs)  # type: ignore[arg-type]
+        return torch.optim.AdamW(params, fused=True, **kwargs)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError):  # older torch: the default implementation
-        return torch.optim.AdamW(model.parameters(), **kwargs)  # type: ignore[arg-type]
+        return torch.optim.AdamW(params, **kwargs)  # type: ignore[arg-type]
 
 
 def train_local(

@@ -243,7 +243,7 @@ class EnergyWindow(_message.Message):
     def __init__(self, name: _Optional[str] = ..., energy_j: _Optional[float] = ..., dynamic_energy_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., peak_power_w: _Optional[float] = ..., samples: _Optional[int] = ..., mean_freq_hz: _Optional[float] = ..., source: _Optional[str] = ..., scope: _Optional[str] = ..., estimated: bool = ..., gpu_energy_j: _Optional[float] = ..., gpu_rail: _Optional[str] = ...) -> None: ...
 
 class RoundReport(_message.Message):
-    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "link_kind", "link_profile", "train_device", "pool")
+    __slots__ = ("round", "windows", "dvfs_applied", "dvfs_reason", "applied_freq_hz", "bytes_up", "samples", "steps", "loss_first", "loss_last", "emulated_link", "link_mbps", "update_sq_error", "update_error_bound", "update_range", "update_norm", "bits", "error", "train_time_s", "upload_time_s", "download_time_s", "link_kind", "link_profile", "train_device", "personal_fd", "global_fd_own", "own_eval_images", "pool")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     DVFS_APPLIED_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +268,9 @@ class RoundReport(_message.Message):
     LINK_KIND_FIELD_NUMBER: _ClassVar[int]
     LINK_PROFILE_FIELD_NUMBER: _ClassVar[int]
     TRAIN_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FD_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_FD_OWN_FIELD_NUMBER: _ClassVar[int]
+    OWN_EVAL_IMAGES_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     round: int
     windows: _containers.RepeatedCompositeFieldContainer[EnergyWindow]
@@ -293,8 +296,11 @@ class RoundReport(_message.Message):
     link_kind: str
     link_profile: str
     train_device: str
+    personal_fd: float
+    global_fd_own: float
+    own_eval_images: int
     pool: PoolReport
-    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., link_kind: _Optional[str] = ..., link_profile: _Optional[str] = ..., train_device: _Optional[str] = ..., pool: _Optional[_Union[PoolReport, _Mapping]] = ...) -> None: ...
+    def __init__(self, round: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[EnergyWindow, _Mapping]]] = ..., dvfs_applied: bool = ..., dvfs_reason: _Optional[str] = ..., applied_freq_hz: _Optional[float] = ..., bytes_up: _Optional[int] = ..., samples: _Optional[int] = ..., steps: _Optional[int] = ..., loss_first: _Optional[float] = ..., loss_last: _Optional[float] = ..., emulated_link: bool = ..., link_mbps: _Optional[float] = ..., update_sq_error: _Optional[float] = ..., update_error_bound: _Optional[float] = ..., update_range: _Optional[float] = ..., update_norm: _Optional[float] = ..., bits: _Optional[int] = ..., error: _Optional[str] = ..., train_time_s: _Optional[float] = ..., upload_time_s: _Optional[float] = ..., download_time_s: _Optional[float] = ..., link_kind: _Optional[str] = ..., link_profile: _Optional[str] = ..., train_device: _Optional[str] = ..., personal_fd: _Optional[float] = ..., global_fd_own: _Optional[float] = ..., own_eval_images: _Optional[int] = ..., pool: _Optional[_Union[PoolReport, _Mapping]] = ...) -> None: ...
 
 class PoolMemberReport(_message.Message):
     __slots__ = ("member_id", "rank", "windows", "bytes_sent", "bytes_received", "freq_hz", "dvfs_applied", "dvfs_reason", "stage_start", "stage_stop", "compute_s", "exchange_s", "predicted_energy_j")

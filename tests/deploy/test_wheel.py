@@ -26,6 +26,9 @@ def test_wheel_holds_package_data(wheel: Path) -> None:
     for required in (
         "greenfed/data/digits.npz",
         "greenfed/data/digits_classifier.npz",
+        "greenfed/data/mnist8.npz",
+        "greenfed/data/mnist8_classifier.npz",
+        "greenfed/data/backbone-pi-small-digits.npz",
         "greenfed/py.typed",
         "coordinator/examples/fleet.json",
         "coordinator/links/traces/lte-walk.csv",

@@ -93,3 +93,26 @@ def test_every_scheme_gets_the_same_deadline_and_budget() -> None:
     assert [v["scheme"] for v in values] == setup.schemes
     with pytest.raises(ExperimentError):
         ExperimentSetup(["fp32", "fp32"], 5, local_agents(2), 90.0, 0.25, 20, 64)
+
+
+def test_adapter_runs_cross_every_rule_with_every_scheme() -> None:
+    agents = local_agents(4, task="mnist8", seed=3)
+    assert [a.data for a in agents][:2] == [
+        "mnist8:shard=1/4,alpha=0.5,seed=3",
+        "mnist8:shard=2/4,alpha=0.5,seed=3",
+    ]
+    setup = ExperimentSetup(["fp32", "on-demand"], 3, agents, 90.0, 0.25, 20, 64,
+                            aggregations=["fedavg", "ffa"], task="mnist8", personal=True,
+                            error_budgets={"fedavg": 0.25, "ffa": 0.002})  # fmt: skip
+    labels = [r["label"] for r in setup.runs()]
+    assert labels == ["fp32", "on-demand", "ffa-fp32", "ffa-on-demand"]
+    full = setup.coordinator_values("fp32", "fedavg")
+    ffa = setup.coordinator_values("on-demand", "ffa")
+    assert full["backbone"] == ffa["backbone"] == "pi-small-digits"
+    assert full["eval_data"] == ffa["eval_data"] == "mnist8:split=test"
+    assert "aggregation" not in full and ffa["aggregation"] == "ffa"
+    assert (full["error_budget"], ffa["error_budget"]) == (0.25, 0.002)
+    assert ffa["lora"]["personal"] is True and ffa["learning_rate"] > 2e-3
+    assert setup.to_json()["runs"][3]["label"] == "ffa-on-demand"
+    with pytest.raises(ExperimentError, match="--task mnist8"):
+        ExperimentSetup(["fp32"], 3, local_agents(2), 90.0, 0.25, 20, 64, aggregations=["ffa"])
