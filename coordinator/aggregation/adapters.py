@@ -24,7 +24,7 @@ import numpy as np
 
 from greenfed.errors import ConfigError
 
-from .base import Template
+from .base import RuleOptions, Template
 from .fedavg import FedAvg
 
 
@@ -35,14 +35,14 @@ class AdapterAggregator(FedAvg):
     parts: Tuple[str, ...] = ("A", "B")
     exact = False  # whether the mean of the factors is the mean of the devices' ΔW
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, options: RuleOptions = RuleOptions()) -> None:
         wrong = sorted(k for k in template if k.rpartition(".")[2] not in self.parts)
         if wrong or not template:
             raise ConfigError(
                 f"aggregation {self.name} takes adapter factors {'/'.join(self.parts)} only; "
                 f"the model holds {wrong[:3] or 'nothing'}: it needs the LoRA model host"
             )
-        super().__init__(template)
+        super().__init__(template, options)
 
 
 class FedIT(AdapterAggregator):

@@ -58,14 +58,16 @@ class AdapterTraining(FullModelTraining):
 
     name = "lora"
 
-    def __init__(self, model_config: Mapping[str, Any], images: np.ndarray) -> None:
+    def __init__(
+        self, model_config: Mapping[str, Any], images: np.ndarray, device: str = "cpu"
+    ) -> None:
         from greenfed import ddpm
         from greenfed.ddpm import lora
         from greenfed.ddpm.backbone import load_backbone
 
         self._lora = lora
         try:
-            super().__init__(model_config, images)  # the plain UNet, schedule and images
+            super().__init__(model_config, images, device)  # the plain UNet, schedule, images
             bb_cfg = model_config["backbone"]
             bb_name, bb_sha = str(bb_cfg["name"]), str(bb_cfg["sha256"])
             unet = ddpm.UNetConfig.from_dict(model_config["unet"])
@@ -87,6 +89,7 @@ class AdapterTraining(FullModelTraining):
         ddpm.set_state_arrays(self.model, backbone.arrays)
         self.schedule = ddpm.NoiseSchedule.from_config(backbone.schedule)
         lora.apply_lora(self.model, self.lora_config, lora.GLOBAL)
+        self.model.to(self.device)  # the adapter factors were made on the host
         lora.set_trainable(self.model, lora.GLOBAL, self.parts)
         self.heldout: Optional[np.ndarray] = None
         self.personal = dict(personal) if personal else None

@@ -66,14 +66,18 @@ def test_adapter_runs_are_named_compared_and_their_personal_scores_counted(
 
 
 def test_stores_written_before_adapters_still_load(tmp_path: Path) -> None:
-    """A version-1 store (no aggregation, no personal columns) reads as fedavg, unscored."""
+    """A store from before the adapters migration (no aggregation, no personal columns) reads
+    as fedavg, unscored, and the coordinator migrates it."""
+    from coordinator.store import MIGRATIONS, SCHEMA_VERSION
+
+    assert "personal_fd" in MIGRATIONS[-1]  # the adapters' migration is the newest
     path = tmp_path / "old" / "state" / "greenfed.sqlite"
     make_store(path, "fp32", _rounds(1000, (5, 4), False))
     db = sqlite3.connect(path)
     for col in ("personal_fd", "global_fd_own", "own_eval_images"):
         db.execute(f"ALTER TABLE reports DROP COLUMN {col}")
     db.execute("ALTER TABLE rounds DROP COLUMN aggregation")
-    db.execute("PRAGMA user_version = 1")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     db.commit()
     db.close()
     records = load_run(path).schemes[0]
