@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 import pytest
 
 from coordinator.launcher import AgentSpec, LocalRun, start_coordinator
+from coordinator.links.base import LinkSet
 from edge_agent.sensing import CalibrationProfile
 from greenfed.v1 import fleet_pb2 as pb
 
@@ -122,12 +123,13 @@ class Cluster:
         self.values = {**FAST, "listen": f"127.0.0.1:{self.port}", **values}
         self.run: Optional[LocalRun] = None
         self.db = root / "state" / "greenfed.sqlite"
+        self.links: Optional[LinkSet] = None  # shaped links: set before start(), owned by the run
 
     def start(self) -> LocalRun:
         old_agents = self.run.agents if self.run is not None else {}
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "coordinator.log", "ab") as out:  # the child keeps its copy
-            self.run = start_coordinator(self.root, self.values, stdout=out)
+            self.run = start_coordinator(self.root, self.values, stdout=out, links=self.links)
         self.run.agents.update(old_agents)
         return self.run
 

@@ -1,9 +1,11 @@
 """End-to-end: a participant that is a pool of 3 processes (the leader and two members) in a
-real coordinator run over gRPC, members over torch.distributed (gloo) on loopback (slow).
+real coordinator run over gRPC, members over torch.distributed (gloo) (slow).
 
-Links between members are loopback, neither shaped nor emulated (issue 15's shaped links are
-not used here); every member measures itself with the per-process estimated source
-(``shared_host``), so every record says ``estimated``.
+Where this machine can shape links (root, iproute2), the coordinator sits in its run's hub
+namespace and each participant behind its own tc-shaped link (coordinator/links): the pool's
+three processes share one namespace, as boards on one LAN share one uplink, and talk over its
+loopback. Elsewhere everything is on 127.0.0.1. Every member measures itself with the
+per-process estimated source (``shared_host``), so every record says ``estimated``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from coordinator.launcher import write_toml
+from coordinator.links import ShapedLinks, kernel
 from tests.e2e.conftest import Cluster, free_port, rows, wait_for
 
 pytestmark = pytest.mark.slow
 
 MEMBERS = ("m1", "m2")
+UPLINK_MBPS = 20.0  # each participant's shaped uplink, where links can be shaped
 
 
 def start_pool(c: Cluster, pool: Dict[str, Any], **agent: Any) -> Dict[str, Path]:
@@ -38,7 +42,10 @@ def start_pool(c: Cluster, pool: Dict[str, Any], **agent: Any) -> Dict[str, Path
         "calibration_steps": 2,
         **pool,
     }
-    c.agent("pool", "split=train", pool=table, **agent)
+    shaped = c.links is not None
+    c.agent("pool", "split=train", pool=table, uplink_mbps=UPLINK_MBPS if shaped else None, **agent)
+    # Members join the leader's namespace (its LAN): the gate is on that namespace's loopback.
+    prefix = list(c.run.links.links["pool"].argv_prefix) if c.run.links is not None else []
     logs = {"pool": c.root / "logs" / "pool.log"}
     for m in MEMBERS:
         cfg = c.root / f"member-{m}.toml"
@@ -56,7 +63,15 @@ def start_pool(c: Cluster, pool: Dict[str, Any], **agent: Any) -> Dict[str, Path
         logs[m] = c.root / "logs" / f"{m}.log"
         with open(logs[m], "ab") as out:
             c.run.agents[m] = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent.cli", "pool-member", "--config", str(cfg)],
+                [
+                    *prefix,
+                    sys.executable,
+                    "-m",
+                    "edge_agent.cli",
+                    "pool-member",
+                    "--config",
+                    f"{cfg}",
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -80,8 +95,11 @@ def test_a_pool_of_three_trains_as_one_participant_and_survives_losing_a_member(
     the coordinator sees one late participant (the round completes with the plain agent).
     Round 2: the pool goes on with the two processes left."""
     c = cluster_factory(rounds=3, min_devices=2, deadline_s=20.0, min_fraction=0.5, local_steps=30)
+    shaped = kernel.probe().shaped
+    if shaped:
+        c.links = ShapedLinks(c.root)
     c.start()
-    c.agent("plain", "shard=1/2")
+    c.agent("plain", "shard=1/2", uplink_mbps=UPLINK_MBPS if shaped else None)
     logs = start_pool(c, {"parallelism": "pipeline", "width": 3})
     wait_for(  # the pool's calibration round, round 0, then round 1
         "m2 to start round 1's training",
@@ -101,6 +119,8 @@ def test_a_pool_of_three_trains_as_one_participant_and_survives_losing_a_member(
     rep = rows(c.db, "SELECT * FROM reports WHERE round = 0 AND device_id = 'pool'")[0]
     assert rep["pool_parallelism"] == "pipeline" and rep["estimated"] == 1
     assert rep["power_source"] == "pool(estimated-process)"
+    if shaped:  # the pool's update went up its tc-shaped uplink
+        assert rep["link_kind"] == "shaped", rep["link_kind"]
     members = members_of(c, 0)
     assert [m["member_id"] for m in members] == ["pool", "m1", "m2"], c.logs()
     for m in members:
