@@ -14,7 +14,6 @@ from edge_agent.sensing import (
     CalibrationError,
     CalibrationProfile,
     ComputeClock,
-    PowerMonitor,
     PowerSource,
     SensingConfig,
 )
@@ -78,25 +77,23 @@ def load_or_calibrate(
         path,
         where,
     )
-    from edge_agent.sensing import LoopbackSink, calibrate
+    from edge_agent.sensing import calibrate_on_loopback
     from edge_agent.training.workloads import default_workload
 
     workload, name = default_workload("auto", 64, device=device)
-    monitor = PowerMonitor(source, clock, sensing)
-    with monitor, LoopbackSink() as sink:
-        profile = calibrate(
-            monitor,
-            clock,
-            workload,
-            sink.send,
-            workload_name=name,
-            uplink_target=QUICK_UPLINK_TARGET,
-            rest_s=1.0,
-            step_s=1.5,
-            max_steps=1,
-            upload_bytes=1 << 20,
-            device=device,
-        )
+    profile = calibrate_on_loopback(
+        source,
+        clock,
+        sensing,
+        workload,
+        workload_name=name,
+        device=device,
+        uplink_target=QUICK_UPLINK_TARGET,
+        rest_s=1.0,
+        step_s=1.5,
+        max_steps=1,
+        upload_bytes=1 << 20,
+    )
     profile.notes.append("quick calibration at agent start: no profile existed")
     try:  # kept, so a restart plans with the same coefficients; calibrate overwrites it
         path.parent.mkdir(parents=True, exist_ok=True)

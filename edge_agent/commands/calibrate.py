@@ -65,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_agent.sensing import (
         CalibrationError,
-        LoopbackSink,
-        PowerMonitor,
         SensingError,
-        calibrate,
+        calibrate_on_loopback,
         detect_power_source,
     )
     from edge_agent.training.device import compute_clock, resolve_device
@@ -84,21 +82,18 @@ def run(args: argparse.Namespace) -> int:
         source = detect_power_source(cfg, args.sysfs_root)
         clock = compute_clock(device, args.sysfs_root, emulated=cfg.emulated)
         workload, name = default_workload(args.workload, args.batch_size, device=device)
-        monitor = PowerMonitor(source, clock, cfg)
-        with monitor, LoopbackSink() as sink:
-            profile = calibrate(
-                monitor,
-                clock,
-                workload,
-                sink.send,
-                workload_name=name,
-                uplink_target=f"loopback {sink.address[0]}:{sink.address[1]}",
-                rest_s=args.rest_s,
-                step_s=args.step_s,
-                max_steps=args.max_steps,
-                upload_bytes=int(args.upload_mib * (1 << 20)),
-                device=device,
-            )
+        profile = calibrate_on_loopback(
+            source,
+            clock,
+            cfg,
+            workload,
+            workload_name=name,
+            device=device,
+            rest_s=args.rest_s,
+            step_s=args.step_s,
+            max_steps=args.max_steps,
+            upload_bytes=int(args.upload_mib * (1 << 20)),
+        )
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -17,7 +17,7 @@ Errors: see :mod:`edge_agent.sensing.errors`.
 from __future__ import annotations
 
 from .base import PowerReading, PowerSource, Probe, SourceContext
-from .calibrate import calibrate, fit_kappa
+from .calibrate import calibrate, calibrate_on_loopback, fit_kappa
 from .clock import ComputeClock, DvfsResult
 from .config import EmulatedBoardConfig, Ina2xxConfig, SensingConfig
 from .cpufreq import CpuFreq, CpuFreqReading
@@ -76,6 +76,7 @@ __all__ = [
     "SourceUnavailable",
     "WindowResult",
     "calibrate",
+    "calibrate_on_loopback",
     "detect_board_class",
     "detect_power_source",
     "fit_kappa",

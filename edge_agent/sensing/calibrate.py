@@ -34,8 +34,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from .base import PowerSource
 from .clock import ComputeClock
+from .config import SensingConfig
 from .errors import CalibrationError
+from .loopback import LoopbackSink
 from .monitor import PowerMonitor, WindowResult
 from .profile import NOMINAL_CLOCK_HZ, CalibrationProfile, KappaPoint, now_iso
 
@@ -288,3 +291,37 @@ def calibrate(
         clock=clock_source,
         device=device,
     )
+
+
+def calibrate_on_loopback(
+    source: PowerSource,
+    clock_hz: ComputeClock,
+    cfg: SensingConfig,
+    workload: Workload,
+    *,
+    workload_name: str,
+    device: str,
+    uplink_target: str = "",
+    rest_s: float = 10.0,
+    step_s: float = 5.0,
+    max_steps: int = 4,
+    upload_bytes: int = 4 << 20,
+) -> CalibrationProfile:
+    """:func:`calibrate` with its own monitor on ``source`` and the upload sent to a
+    :class:`LoopbackSink` (what ``greenfed-agent calibrate`` and the agent's quick calibration
+    both do); ``uplink_target`` defaults to the sink's address."""
+    monitor = PowerMonitor(source, clock_hz, cfg)
+    with monitor, LoopbackSink() as sink:
+        return calibrate(
+            monitor,
+            clock_hz,
+            workload,
+            sink.send,
+            workload_name=workload_name,
+            uplink_target=uplink_target or f"loopback {sink.address[0]}:{sink.address[1]}",
+            rest_s=rest_s,
+            step_s=step_s,
+            max_steps=max_steps,
+            upload_bytes=upload_bytes,
+            device=device,
+        )
