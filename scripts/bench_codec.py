@@ -38,23 +38,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 import zstandard  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import cpu_name  # noqa: E402
+
 from greenfed import codec  # noqa: E402
 from greenfed.codec.quantize import plan, quantize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_FRAME, MAX_DECODED = 1 << 32, 1 << 33
 State = Dict[str, np.ndarray]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def real_update(preset: str, steps: int) -> State:
@@ -287,7 +279,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     repeats = 5 if args.quick else args.repeats
     print("command:", " ".join([os.path.basename(sys.executable), *sys.argv]))
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.machine()}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.machine()}, "
           f"{platform.system()} {platform.release()}")  # fmt: skip
     print(f"versions: python {platform.python_version()}, numpy {np.__version__}, "
           f"zstandard {zstandard.__version__} (libzstd {zstandard.ZSTD_VERSION}); "

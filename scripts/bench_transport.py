@@ -55,7 +55,7 @@ from edge_agent.config import AgentConfig
 from greenfed.v1 import fleet_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_codec import cpu_model
+from benchlib import cpu_name
 
 DEVICE = "bench-device"
 GRPC = "gRPC (agent client -> servicer -> spool)"
@@ -231,7 +231,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(send(args.host, ports, size, args.repeats, names, warm_bytes)))
         return 0
     print("command:", " ".join([os.path.basename(sys.executable), *sys.argv]))
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()} "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} "
           f"{platform.release()}; grpcio {grpc.__version__}")  # fmt: skip
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with contextlib.ExitStack() as stack:
