@@ -41,6 +41,7 @@ class UnitShape:
     param_bytes: float
     act_bytes_per_sample: float
     out_bytes_per_sample: float
+    out_tensors: int  # tensors in the carry: each crosses a cut as its own message
 
 
 def _unit_inputs(config: UNetConfig, index: int, batch: int) -> Tuple[torch.Tensor, ...]:
@@ -98,6 +99,7 @@ def unit_shapes(config: UNetConfig, batches: Tuple[int, int] = (2, 4)) -> List[U
                 param_bytes=float(sum(p.numel() for p in stage.parameters()) * FLOAT_BYTES),
                 act_bytes_per_sample=float(max(slope, 0.0)),
                 out_bytes_per_sample=float(sum(_numel(s) for s in carry) * FLOAT_BYTES),
+                out_tensors=len(carry),
             )
         )
     return out
@@ -119,6 +121,7 @@ def _profile(shape: UnitShape, per_sample: float, per_call: float, update: float
         param_bytes=shape.param_bytes,
         act_bytes_per_sample=shape.act_bytes_per_sample,
         out_bytes_per_sample=shape.out_bytes_per_sample,
+        out_tensors=shape.out_tensors,
     )
 
 

@@ -189,6 +189,12 @@ def fastest_cuts(
     return best
 
 
+# One busy process measured at this share of a core or more had a whole core: the rest is the
+# measurement's own noise (interrupts, the interpreter's threads), 0.98-0.99 on a quiet host;
+# another session taking cores shows as far less.
+WHOLE_CORE = 0.95
+
+
 @dataclass(frozen=True)
 class Sharing:
     """Processes sharing this host's cores. The study's processes are one session; with the
@@ -202,19 +208,36 @@ class Sharing:
     background: float
     share_alone: float
     autogroup: bool
+    # Speed of one busy process while n processes train at once on their own cores, against
+    # alone (n = 1, 2, ...; measured by concurrent_speed): cores that share caches, memory
+    # bandwidth or a physical core (SMT) are slower together though each gets a whole core.
+    speed: Tuple[float, ...] = (1.0,)
 
     @classmethod
-    def measured(cls, cores: int, share_alone: float) -> Sharing:
+    def measured(cls, cores: int, share_alone: float, speed: Tuple[float, ...] = (1.0,)) -> Sharing:
         share = min(max(share_alone, 1e-3), 1.0)
-        background = max(0.0, cores / share - 1.0) if share < 0.999 else 0.0
-        return cls(cores, background, share, autogroup_enabled())
+        background = max(0.0, cores / share - 1.0) if share < WHOLE_CORE else 0.0
+        return cls(cores, background, share, autogroup_enabled(), tuple(speed))
 
     def share(self, busy: float) -> float:
+        """The core-equivalents of speed each of ``busy`` busy processes gets."""
         busy = max(busy, 1.0)
         if self.autogroup:
-            session = self.share_alone if self.share_alone < 0.999 else float(self.cores)
-            return min(1.0, session / busy)
-        return min(1.0, self.cores / (busy + self.background))
+            session = self.share_alone if self.share_alone < WHOLE_CORE else float(self.cores)
+            time_share = min(1.0, session / busy)
+        else:
+            time_share = min(1.0, self.cores / (busy + self.background))
+        return time_share * self.together(min(busy, float(self.cores)))
+
+    def together(self, running: float) -> float:
+        """Speed of each of ``running`` processes on their own cores (interpolated between
+        the measured counts; the last measured count's speed beyond them)."""
+        at = min(max(running, 1.0), float(len(self.speed)))
+        lo = int(at)
+        if lo >= len(self.speed):
+            return self.speed[-1]
+        frac = at - lo
+        return self.speed[lo - 1] * (1.0 - frac) + self.speed[lo] * frac
 
 
 def autogroup_enabled() -> bool:
@@ -266,12 +289,15 @@ def time_plan(
     sharing: Sharing,
 ) -> PoolPlan:  # fmt: skip
     """The case's time prediction: its structure at the CPU share its busy processes get.
-    Members are not all busy all the time (waiting on transfers, a pipeline's bubble): the
-    number of busy processes is the members' CPU time over the round's time at full speed."""
+    A pipeline's members are not all busy all the time (transfers, its bubble): the number of
+    busy processes is their CPU time over the round's time at full speed. Data-parallel
+    replicas compute in lockstep, so all of them are busy while any computes."""
     work = PoolWork(cfg.batch_size, cfg.steps, 1e6)
     full_speed = case.energy_plan
     cpu_s = sum(p.compute_time_s for p in full_speed.members)
     busy = cpu_s / max(full_speed.round_time_s, 1e-12)
+    if case.kind == DATA:  # replicas compute in lockstep: all of them at once, then exchange
+        busy = float(len(full_speed.members))
     sums = LayerSums(scaled(cpu, 1.0 / sharing.share(busy)))
     if case.kind == SINGLE:
         return evaluate_single(sums, members[0], work)
@@ -280,6 +306,73 @@ def time_plan(
     plan = case.energy_plan
     bounds = [p.units[0] for p in plan.members] + [plan.members[-1].units[1]]
     return evaluate_pipeline(sums, members, work, bounds, plan.micro_batches)
+
+
+_BUSY_LOOP = """
+import sys, torch
+from greenfed import ddpm
+torch.set_num_threads(1)
+cfg = ddpm.UNetConfig.from_dict(__import__("json").loads(sys.argv[1]))
+model = ddpm.build_model(cfg)
+x = torch.randn(int(sys.argv[2]), cfg.in_channels, cfg.image_size, cfg.image_size)
+t = torch.randint(0, 1000, (int(sys.argv[2]),))
+model(x, t).square().mean().backward()
+print("ready", flush=True)
+import select
+while not select.select([sys.stdin], [], [], 0)[0]:
+    model(x, t).square().mean().backward()
+"""
+
+
+def _steps_per_s(unet_cfg: Any, batch: int, repeats: int) -> float:
+    import torch
+
+    from greenfed import ddpm
+
+    model = ddpm.build_model(unet_cfg)
+    x = torch.randn(batch, unet_cfg.in_channels, unet_cfg.image_size, unet_cfg.image_size)
+    t = torch.randint(0, 1000, (batch,))
+    for _ in range(3):
+        model(x, t).square().mean().backward()
+    w0 = time.perf_counter()
+    for _ in range(repeats):
+        model(x, t).square().mean().backward()
+    return repeats / max(time.perf_counter() - w0, 1e-9)
+
+
+def concurrent_speed(unet_cfg: Any, batch: int, most: int, repeats: int = 20) -> Tuple[float, ...]:
+    """Steps/s of this process (one thread) while ``n - 1`` others run the same training
+    loop, over its steps/s alone, for n = 1..``most``: what sharing caches, memory bandwidth
+    or a physical core costs processes that each have a core of their own."""
+    import json
+
+    import torch
+
+    torch.set_num_threads(1)
+    alone = _steps_per_s(unet_cfg, batch, repeats)
+    out = [1.0]
+    for n in range(2, most + 1):
+        helpers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _BUSY_LOOP, json.dumps(unet_cfg.to_dict()), str(batch)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            for _ in range(n - 1)
+        ]
+        try:
+            for h in helpers:  # each has built its model and is training
+                assert h.stdout is not None
+                h.stdout.readline()
+            out.append(min(1.0, _steps_per_s(unet_cfg, batch, repeats) / alone))
+        finally:
+            for h in helpers:
+                assert h.stdin is not None
+                h.stdin.close()
+                h.wait(timeout=30)
+    return tuple(out)
 
 
 def cpu_share_alone(unet_cfg: Any, batch: int, repeats: int = 20) -> float:
@@ -340,7 +433,9 @@ def run_study(cfg: StudyConfig) -> Study:
         from .profiling import measure_profiles
 
         cpu_layers = measure_profiles(unet_cfg, f_ref, num_threads=1, timer=time.process_time)
-        sharing = Sharing.measured(os.cpu_count() or 1, cpu_share_alone(unet_cfg, cfg.batch_size))
+        cores = os.cpu_count() or 1
+        speed = concurrent_speed(unet_cfg, cfg.batch_size, min(cfg.members, cores))
+        sharing = Sharing.measured(cores, cpu_share_alone(unet_cfg, cfg.batch_size), speed)
         engine = leader.engine_for(_micro_plan(cfg), cfg.batch_size)
         members = specs(ids, own.kappa or 0.0, f_ref, links)
         cases = plan_cases(cfg, cpu_layers, members, engine, sharing)
@@ -356,7 +451,8 @@ def run_study(cfg: StudyConfig) -> Study:
                     "" if measured else " (warm-up)",
                 )
                 if measured:  # the host's other load, just before the measured round
-                    now = Sharing.measured(sharing.cores, cpu_share_alone(unet_cfg, cfg.batch_size))
+                    alone = cpu_share_alone(unet_cfg, cfg.batch_size)
+                    now = Sharing.measured(sharing.cores, alone, sharing.speed)
                     case.time_plan = time_plan(case, cfg, cpu_layers, members, now)
                     case.sharing = dict(now.__dict__)
                 outcomes, wall_s = _run_case(leader, conns, case, cfg, steps, model_config, start)

@@ -158,11 +158,14 @@ def sharing_model(study: Any) -> str:
         else "cores / (busy processes + background load), the background load estimated from "
         "one process's share measured just before each structure's run"
     )
+    speed = ", ".join(f"{v:.2f}" for v in s.get("speed") or (1.0,))
     return (
         f"Times are predicted from the CPU-time profile at the CPU share each busy process "
         f"gets: {rule}, at most one core ({s['share_alone']:.2f} of a core for one process "
-        "at the start); the table lists the share each case assumed and the share its "
-        "members got."
+        "at the start), times the speed one process keeps while 1, 2, ... of them train at "
+        f"once on cores of their own (measured: {speed}); data-parallel replicas count as all "
+        "busy (they compute in lockstep), a pipeline's members by their CPU time over the "
+        "round's. The table lists the share each case assumed and the share its members got."
     )
 
 

@@ -5,7 +5,8 @@ the names. A member ``m`` at clock ``f`` spends ``kappa_m * C * f**2`` joules of
 energy on ``C`` cycles in ``C / f`` seconds; over the pool's links it spends ``e_m`` joules
 per byte and ``e_msg,m`` per message it moves (sent plus received: the per-message cost is
 what a pipeline's many small transfers pay on a CPU), each transfer taking
-``bytes / r + latency`` (the tensors of one cut travel together: one message).
+``bytes / r + n * latency`` for a cut's ``n`` tensors (each tensor is its own message: one
+``isend`` each, and gloo moves them one after another on a pair's connection).
 
 Per-layer cycles are linear in the batch: ``cycles_per_call + b * cycles_per_sample`` for a
 forward and backward pass over ``b`` samples (small convolutions pay a large fixed cost per
@@ -62,6 +63,7 @@ class LayerProfile:
     param_bytes: float = 0.0  # fp32 weights
     act_bytes_per_sample: float = 0.0  # activations kept for backward, per sample
     out_bytes_per_sample: float = 0.0  # the carry after this layer (what a cut here moves)
+    out_tensors: int = 1  # the tensors in that carry (each crosses a cut as its own message)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class LayerSums:
                 raise PoolPlanError(f"layers: {k} must be finite and >= 0")
             self.prefix[k] = np.concatenate([[0.0], np.cumsum(a)])
         self.out_bytes = np.asarray([lp.out_bytes_per_sample for lp in layers], dtype=float)
+        self.out_tensors = np.asarray([max(1, int(lp.out_tensors)) for lp in layers], dtype=float)
 
     def range(self, key: str, i: int, j: int) -> float:
         p = self.prefix[key]
@@ -215,6 +218,10 @@ class LayerSums:
     def cut_bytes(self, cut: int) -> float:
         """Carry bytes per sample at a cut before layer ``cut`` (0 at either end)."""
         return 0.0 if cut <= 0 or cut >= self.n else float(self.out_bytes[cut - 1])
+
+    def cut_tensors(self, cut: int) -> float:
+        """Tensors (messages) a cut before layer ``cut`` moves each way (0 at either end)."""
+        return 0.0 if cut <= 0 or cut >= self.n else float(self.out_tensors[cut - 1])
 
 
 def step_up(member: MemberSpec, freq_hz: float) -> Tuple[float, bool]:
@@ -387,18 +394,19 @@ def stage_comm(
     """What stage ``s`` moves over its cuts for one micro-batch of ``rows`` samples
     (activations forward, gradients back): seconds, bytes per sample, messages."""
     seconds, per_sample, messages = 0.0, 0.0, 0.0
-    # A cut's tensors travel together (posted at once, then waited for): per micro-batch and
-    # direction one message, one latency.
+    # Per micro-batch and direction, each of the cut's tensors is a message with its latency.
     if s > 0:
         rate, lat = cut_link(members, s - 1)
-        seconds += 2 * (layers.cut_bytes(i) * rows / rate + lat)
+        n = layers.cut_tensors(i)
+        seconds += 2 * (layers.cut_bytes(i) * rows / rate + n * lat)
         per_sample += 2 * layers.cut_bytes(i)
-        messages += 2
+        messages += 2 * n
     if s < len(members) - 1:
         rate, lat = cut_link(members, s)
-        seconds += 2 * (layers.cut_bytes(j) * rows / rate + lat)
+        n = layers.cut_tensors(j)
+        seconds += 2 * (layers.cut_bytes(j) * rows / rate + n * lat)
         per_sample += 2 * layers.cut_bytes(j)
-        messages += 2
+        messages += 2 * n
     return seconds, per_sample, messages
 
 

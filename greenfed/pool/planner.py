@@ -78,17 +78,20 @@ def _stage_costs(
     bmax = -(-B // M)
     cuts = np.arange(L + 1)
     cut_bytes = np.array([sums.cut_bytes(c) for c in range(L + 1)])
+    cut_tensors = np.array([sums.cut_tensors(c) for c in range(L + 1)])
     comm = np.zeros((L + 1, L + 1))
     per_sample = np.zeros((L + 1, L + 1))
-    messages = 2.0 * ((s > 0) + (s < S - 1))  # per micro-batch: each cut, both ways
+    messages = np.zeros((L + 1, L + 1))  # per micro-batch: each cut's tensors, both ways
     if s > 0:
         rate, lat = cut_link(members, s - 1)
-        comm += (2 * (cut_bytes * bmax / rate + lat))[:, None]
+        comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[:, None]
         per_sample += (2 * cut_bytes)[:, None]
+        messages += (2 * cut_tensors)[:, None]
     if s < S - 1:
         rate, lat = cut_link(members, s)
-        comm += (2 * (cut_bytes * bmax / rate + lat))[None, :]
+        comm += (2 * (cut_bytes * bmax / rate + cut_tensors * lat))[None, :]
         per_sample += (2 * cut_bytes)[None, :]
+        messages += (2 * cut_tensors)[None, :]
     cpc, cps, upd = sums.table("cpc"), sums.table("cps"), sums.table("upd")
     param = sums.table("param")
     cyc_mb = m.speed_scale * (cpc + bmax * cps)

@@ -191,3 +191,26 @@ def test_one_member_trains_alone_and_an_impossible_deadline_says_why() -> None:
 def test_bad_input_names_the_field(bad: object, match: str) -> None:
     with pytest.raises(PoolPlanError, match=match):
         bad()  # type: ignore[operator]
+
+
+def test_each_tensor_a_cut_moves_is_a_message_with_its_latency() -> None:
+    """A cut that carries n tensors (the UNet's skips cross it) costs n latencies per
+    micro-batch and direction, and n messages: each tensor is its own isend."""
+    many = layers("pi-small")
+    one = [replace(lp, out_tensors=1) for lp in many]
+    n = many[6].out_tensors  # the carry after unit 7 crosses the cut before unit 7
+    assert n == 5
+    latency = 1e-3
+    members = [replace(pi4(x), link_latency_s=latency) for x in ("a", "b")]
+    work = PoolWork(batch_size=64, steps=10, deadline_s=1e6)
+    M, bounds = 4, [0, 7, len(many)]
+    with_skips = evaluate_pipeline(LayerSums(many), members, work, bounds, M)
+    as_one = evaluate_pipeline(LayerSums(one), members, work, bounds, M)
+    assert [m.freq_hz for m in with_skips.members] == [m.freq_hz for m in as_one.members]
+    # Every stage's micro-batch slot grows by 2 (n - 1) latencies; GPipe's makespan has
+    # M + S - 1 of them.
+    slots = M + len(members) - 1
+    extra = with_skips.step_time_s - as_one.step_time_s
+    assert extra == pytest.approx(slots * 2 * (n - 1) * latency, rel=1e-9)
+    for a, b in zip(with_skips.members, as_one.members):
+        assert a.messages - b.messages == pytest.approx(work.steps * M * 2 * (n - 1))

@@ -43,3 +43,20 @@ def test_pool_study_runs_every_structure_and_reports_predicted_beside_measured(
     report = (out / "report.md").read_text()
     assert "none is claimed" in report and "pool-study.png" in report
     assert (out / "pool-study.png").stat().st_size > 0
+
+
+def test_cpu_shares_of_busy_processes() -> None:
+    """What time_plan divides the profile's speed by: whole cores while there are enough, the
+    session's share split under autogroup, and the measured speed of processes running
+    together; a near-whole core measured alone is a whole core, not another session."""
+    from edge_agent.pool.study import Sharing
+
+    quiet = Sharing(cores=2, background=0.0, share_alone=0.99, autogroup=True, speed=(1.0, 0.9))
+    assert quiet.share(1.0) == pytest.approx(1.0)
+    assert quiet.share(2.0) == pytest.approx(0.9)  # two on their own cores, each 0.9 as fast
+    assert quiet.share(1.5) == pytest.approx(0.95)  # interpolated between 1 and 2 at once
+    assert quiet.share(3.0) == pytest.approx(2 / 3 * 0.9)  # three split two cores
+    crowded = Sharing(cores=2, background=0.0, share_alone=0.5, autogroup=True, speed=(1.0, 0.9))
+    assert crowded.share(2.0) == pytest.approx(0.25 * 0.9)  # the session gets half a core
+    plain = Sharing(cores=2, background=1.0, share_alone=0.67, autogroup=False)
+    assert plain.share(2.0) == pytest.approx(2 / 3)  # processor sharing with the background
