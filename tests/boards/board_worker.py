@@ -41,7 +41,8 @@ def main(config: Path, out: Path) -> None:
     clock = EmulatedClock.from_config(cfg)
     board = clock.board
     workload, name = ddpm_workload(batch_size=64, steps_per_call=1)
-    workload()  # warm-up (allocations, first-call overheads): not measured
+    for _ in range(3):  # warm-up (allocations, first-call overheads): not measured
+        workload()
     top = board.profile.f_max_hz
     phases = []
     for freq in [top, top / 2] * int(spec.get("pairs", 2)):

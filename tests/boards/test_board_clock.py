@@ -13,8 +13,8 @@ shared machine:
   window), the phases alternate top/half/top/half and the ratio is taken per pair;
 - the cgroup's own accounting is checked beside the wall clock: in every phase the board used
   what its quota allowed (CPU time / (wall × quota) close to 1, throttled in most CFS periods),
-  and the work per CPU-second was the same at both clocks. A failure then says which part went
-  wrong: the quota mechanism, or the work itself.
+  and the work per CPU-second was the same at both clocks of a pair. A failure then says
+  which part went wrong: the quota mechanism, or the work itself.
 """
 
 from __future__ import annotations
@@ -73,9 +73,12 @@ def test_half_the_clock_gives_about_half_the_steps_per_second(measured: Dict[str
     top = [p for p in phases if p["freq_hz"] == 1800e6]
     half = [p for p in phases if p["freq_hz"] == 900e6]
     assert len(top) == len(half) == 2, detail
-    # ... and a step cost the same CPU time at both clocks (work per cycle is constant)
-    per_cpu = [p["steps"] / p["cpu_s"] for p in phases]
-    assert max(per_cpu) / min(per_cpu) < 1.15, detail
+    # ... and a step cost the same CPU time at both clocks (work per cycle is constant),
+    # compared within each pair, as the throughput is: the machine's own speed drifts between
+    # pairs (one CI run: 0.59 s of CPU for 16 steps in the first pair, 0.42 s in the second)
+    for t, h in zip(top, half):
+        per_cpu = (t["steps"] / t["cpu_s"], h["steps"] / h["cpu_s"])
+        assert max(per_cpu) / min(per_cpu) < 1.15, detail
     ratios = [(h["steps"] / h["wall_s"]) / (t["steps"] / t["wall_s"]) for t, h in zip(top, half)]
     assert statistics.median(ratios) == pytest.approx(0.5, rel=0.15), detail
 
