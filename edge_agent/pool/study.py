@@ -324,7 +324,9 @@ while not select.select([sys.stdin], [], [], 0)[0]:
 """
 
 
-def _steps_per_s(unet_cfg: Any, batch: int, repeats: int) -> float:
+def _timed_training(unet_cfg: Any, batch: int, repeats: int) -> Tuple[float, float]:
+    """CPU and wall seconds of ``repeats`` training steps in this process (after 3 warm-up
+    steps)."""
     import torch
 
     from greenfed import ddpm
@@ -334,10 +336,14 @@ def _steps_per_s(unet_cfg: Any, batch: int, repeats: int) -> float:
     t = torch.randint(0, 1000, (batch,))
     for _ in range(3):
         model(x, t).square().mean().backward()
-    w0 = time.perf_counter()
+    c0, w0 = time.process_time(), time.perf_counter()
     for _ in range(repeats):
         model(x, t).square().mean().backward()
-    return repeats / max(time.perf_counter() - w0, 1e-9)
+    return time.process_time() - c0, max(time.perf_counter() - w0, 1e-9)
+
+
+def _steps_per_s(unet_cfg: Any, batch: int, repeats: int) -> float:
+    return repeats / _timed_training(unet_cfg, batch, repeats)[1]
 
 
 def concurrent_speed(unet_cfg: Any, batch: int, most: int, repeats: int = 20) -> Tuple[float, ...]:
@@ -377,19 +383,8 @@ def concurrent_speed(unet_cfg: Any, batch: int, most: int, repeats: int = 20) ->
 
 def cpu_share_alone(unet_cfg: Any, batch: int, repeats: int = 20) -> float:
     """CPU seconds / wall seconds of one busy process training (this process, alone)."""
-    import torch
-
-    from greenfed import ddpm
-
-    model = ddpm.build_model(unet_cfg)
-    x = torch.randn(batch, unet_cfg.in_channels, unet_cfg.image_size, unet_cfg.image_size)
-    t = torch.randint(0, 1000, (batch,))
-    for _ in range(3):
-        model(x, t).square().mean().backward()
-    c0, w0 = time.process_time(), time.perf_counter()
-    for _ in range(repeats):
-        model(x, t).square().mean().backward()
-    return (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
+    cpu_s, wall_s = _timed_training(unet_cfg, batch, repeats)
+    return cpu_s / wall_s
 
 
 def run_study(cfg: StudyConfig) -> Study:
